@@ -1,0 +1,97 @@
+"""The heatmap codec: joints -> Gaussian targets (encode), heatmaps -> joints (decode).
+
+One object owns both directions (mmpose's `MSRAHeatmap` idea), so training
+targets and inference decoding can never drift apart. Coordinates are heatmap
+pixel indices (see `geometry`): pixel (i, j) has its centre at x = j, y = i.
+
+* encode (TensorFlow, runs inside tf.data): an unnormalised Gaussian with peak
+  1 and `sigma` heatmap pixels, centred at the joint's sub-pixel position, for
+  every annotated joint that falls inside the heatmap; weight 0 otherwise.
+* decode (jax.numpy, jittable; numpy arrays in, jax arrays out): argmax of each
+  heatmap, moved a quarter pixel towards the higher neighbour in x and in y
+  when not on the border (Newell / pose-hg-train), and the peak value as the
+  joint's confidence.
+"""
+
+import dataclasses
+
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class HeatmapCodec:
+  """Encodes joints as Gaussian heatmaps and decodes heatmaps into joints.
+
+  Attributes:
+    input_size: side of the network input (a multiple of `stride`).
+    sigma: Gaussian standard deviation in heatmap pixels (ACNN.md: 1).
+    stride: input pixels per heatmap pixel (4 for the hourglass).
+  """
+  input_size: int = 256
+  sigma: float = 1.0
+  stride: int = 4
+
+  def __post_init__(self):
+    if self.input_size <= 0 or self.input_size % self.stride:
+      raise ValueError(f"input_size must be a positive multiple of "
+                       f"{self.stride}, got {self.input_size}.")
+    if self.sigma <= 0:
+      raise ValueError(f"sigma must be positive, got {self.sigma}.")
+
+  @property
+  def heatmap_size(self) -> int:
+    return self.input_size // self.stride
+
+  def encode(self, joints, annotated):
+    """Gaussian targets for one person (TensorFlow ops).
+
+    Args:
+      joints: (K, 2) float joint positions in heatmap pixels (x, y).
+      annotated: (K,) bool, whether each joint is annotated.
+
+    Returns:
+      heatmaps: (h, h, K) float32, peak 1 at each kept joint, zeros elsewhere.
+      weights: (K,) float32, 1 for annotated joints inside the heatmap.
+    """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    size = self.heatmap_size
+    joints = tf.cast(joints, tf.float32)
+    # A joint counts as inside when it lies on the heatmap's area, i.e. within
+    # half a pixel of the outermost pixel centres.
+    inside = tf.reduce_all((joints >= -0.5) & (joints < size - 0.5), axis=-1)
+    weights = tf.cast(tf.logical_and(tf.cast(annotated, tf.bool), inside),
+                      tf.float32)
+    grid = tf.range(size, dtype=tf.float32)
+    dx = grid[None, :, None] - joints[None, None, :, 0]  # (1, w, K)
+    dy = grid[:, None, None] - joints[None, None, :, 1]  # (h, 1, K)
+    gauss = tf.exp(-(dx * dx + dy * dy) / (2.0 * self.sigma ** 2))
+    return gauss * weights[None, None, :], weights
+
+  def decode(self, heatmaps):
+    """Joint positions and confidences from heatmaps (jittable).
+
+    Args:
+      heatmaps: (..., h, w, K) heatmaps.
+
+    Returns:
+      coords: (..., K, 2) float32 (x, y) in heatmap pixels.
+      maxvals: (..., K) float32 peak values.
+    """
+    heatmaps = jnp.asarray(heatmaps, jnp.float32)
+    *batch, h, w, k = heatmaps.shape
+    flat = jnp.moveaxis(heatmaps, -1, -3).reshape(*batch, k, h * w)
+    index = jnp.argmax(flat, axis=-1)
+    maxvals = jnp.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
+    x, y = index % w, index // w
+
+    def value(dx, dy):
+      xi = jnp.clip(x + dx, 0, w - 1)
+      yi = jnp.clip(y + dy, 0, h - 1)
+      return jnp.take_along_axis(flat, (yi * w + xi)[..., None], axis=-1)[..., 0]
+
+    shift_x = jnp.where((x > 0) & (x < w - 1),
+                        0.25 * jnp.sign(value(1, 0) - value(-1, 0)), 0.0)
+    shift_y = jnp.where((y > 0) & (y < h - 1),
+                        0.25 * jnp.sign(value(0, 1) - value(0, -1)), 0.0)
+    coords = jnp.stack([x + shift_x, y + shift_y], axis=-1).astype(jnp.float32)
+    return coords, maxvals

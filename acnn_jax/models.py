@@ -1,0 +1,433 @@
+"""ACNN: a stacked hourglass whose every stage also predicts an attention mask.
+
+The network follows Newell et al. 2016 (pose-hg-train) with ACNN's additions
+(arXiv 1809.08371); `../shared/docs/ACNN.md` section 1 is the specification.
+
+Stage i (1-based) maps its input features X_i to heatmaps H_i and, through the
+attention head f_c, to a one-channel mask M_i in [0, 1]:
+
+  X_{i+1} = (X_i + conv1x1(ll_i) + conv1x1(H_i)) * M_i
+  P_1 = H_1,  P_i = M_{i-1} * H_i + (1 - M_{i-1}) * P_{i-1}       ('gated')
+          or  P_i = H_i + (1 - M_{i-1}) * P_{i-1}                 ('additive')
+
+With every mask at 1 (`masks_to_one=True`) ACNN is exactly the stacked
+hourglass with intermediate supervision.
+
+Every 1x1 convolution is written as a Dense layer over the channel axis: the
+same parameters and function, but on CPU XLA runs it about 1.6x faster than
+`nn.Conv` with a 1x1 kernel (ACNN.md, "Speed on CPU").
+
+Parameters are split into two tasks by their top-level names: the attention
+heads are `attention_<i>`, everything else (stem, stages, inter-stage merges)
+makes heatmaps. `task_labels` turns that into an optax label tree.
+"""
+
+import functools
+from typing import Any, NamedTuple, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+HEATMAP_TASK = "heatmap"
+ATTENTION_TASK = "attention"
+TASKS = (HEATMAP_TASK, ATTENTION_TASK)
+ATTENTION_PREFIX = "attention_"
+
+MASK_MODES = ("soft", "binary")
+COMBINE_MODES = ("gated", "additive")
+
+
+class ACNNOutput(NamedTuple):
+  """What `ACNN.apply` returns; every field has the stage axis first.
+
+  Attributes:
+    heatmaps: (S, B, H/4, W/4, K) float32, each stage's own heatmaps H_i.
+    masks: (S, B, H/4, W/4, 1) float32, each stage's attention mask. `masks[i]`
+      is M_{i+1} in the paper's 1-based notation: it gates stage i+2's input
+      and prediction. `masks[S-1]` is produced but used by no later stage.
+    predictions: (S, B, H/4, W/4, K) float32, the combined predictions P_i; the
+      network's answer is `predictions[-1]`.
+  """
+  heatmaps: jax.Array
+  masks: jax.Array
+  predictions: jax.Array
+
+
+class _Layers:
+  """Layer factories that carry the compute dtype and the BatchNorm settings."""
+
+  def __init__(self, dtype, train: bool, bn_axis_name: Optional[str]):
+    self.dtype = dtype
+    self.train = train
+    self.bn_axis_name = bn_axis_name
+
+  def dense(self, features, name=None, **kwargs):
+    """A 1x1 convolution as a Dense over the channel axis."""
+    return nn.Dense(features, dtype=self.dtype, param_dtype=jnp.float32,
+                    name=name, **kwargs)
+
+  def conv(self, features, kernel, strides=1, name=None):
+    return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
+                   padding=kernel // 2, dtype=self.dtype,
+                   param_dtype=jnp.float32, name=name)
+
+  def norm(self, name=None):
+    # PyTorch/Torch7 BatchNorm defaults: momentum 0.1 (flax 0.9), eps 1e-5.
+    return nn.BatchNorm(use_running_average=not self.train, momentum=0.9,
+                        epsilon=1e-5, dtype=self.dtype,
+                        param_dtype=jnp.float32,
+                        axis_name=self.bn_axis_name if self.train else None,
+                        name=name)
+
+
+class Residual(nn.Module):
+  """Newell's pre-activation bottleneck: BN-ReLU-1x1, BN-ReLU-3x3, BN-ReLU-1x1.
+
+  Attributes:
+    features: output channels (the bottleneck has half as many).
+    dtype: compute dtype.
+    bn_axis_name: pmap axis over which BatchNorm statistics are averaged.
+  """
+  features: int
+  dtype: Any = jnp.float32
+  bn_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    layers = _Layers(self.dtype, train, self.bn_axis_name)
+    half = self.features // 2
+    y = layers.dense(half, name="conv1")(nn.relu(layers.norm(name="bn1")(x)))
+    y = layers.conv(half, 3, name="conv2")(nn.relu(layers.norm(name="bn2")(y)))
+    y = layers.dense(self.features, name="conv3")(
+        nn.relu(layers.norm(name="bn3")(y)))
+    if x.shape[-1] != self.features:
+      x = layers.dense(self.features, name="skip")(x)
+    return x + y
+
+
+def _max_pool(x):
+  """2x2 max-pooling with stride 2 (sides are even by construction).
+
+  A reshape and a max, not `nn.max_pool`: the same values, but its gradient
+  avoids XLA's select-and-scatter, which ran 5x slower on CPU.
+  """
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def _upsample_nearest(x):
+  """Doubles height and width by repeating each pixel (Torch7's nn.UpSampling)."""
+  b, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
+  return x.reshape(b, 2 * h, 2 * w, c)
+
+
+class Hourglass(nn.Module):
+  """Newell's recursive hourglass of `depth` levels (one residual per module).
+
+  up = Res(x); low = Res(pool(x)); low = Hourglass(depth - 1)(low) (or Res at
+  depth 1); low = Res(low); out = up + upsample(low).
+  """
+  depth: int
+  features: int
+  dtype: Any = jnp.float32
+  bn_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    res = functools.partial(Residual, self.features, dtype=self.dtype,
+                            bn_axis_name=self.bn_axis_name)
+    up = res(name="up")(x, train)
+    low = res(name="low1")(_max_pool(x), train)
+    if self.depth > 1:
+      low = Hourglass(self.depth - 1, self.features, dtype=self.dtype,
+                      bn_axis_name=self.bn_axis_name, name="inner")(low, train)
+    else:
+      low = res(name="low2")(low, train)
+    low = res(name="low3")(low, train)
+    return up + _upsample_nearest(low)
+
+
+class Stem(nn.Module):
+  """Newell's stem: conv7x7/2 + BN + ReLU, Res, max-pool, Res, Res.
+
+  Widths are F/4 -> F/2 -> F/2 -> F, i.e. 64 -> 128 -> 128 -> 256 for F=256 as in
+  pose-hg-train; tiny test networks shrink with F. Output: (B, H/4, W/4, F).
+  """
+  features: int
+  dtype: Any = jnp.float32
+  bn_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    layers = _Layers(self.dtype, train, self.bn_axis_name)
+    res = functools.partial(Residual, dtype=self.dtype,
+                            bn_axis_name=self.bn_axis_name)
+    quarter, half = self.features // 4, self.features // 2
+    x = layers.conv(quarter, 7, strides=2, name="conv")(x)
+    x = nn.relu(layers.norm(name="bn")(x))
+    x = res(half, name="res1")(x, train)
+    x = _max_pool(x)
+    x = res(half, name="res2")(x, train)
+    return res(self.features, name="res3")(x, train)
+
+
+class Stage(nn.Module):
+  """One hourglass stage: Hourglass, Res, conv1x1+BN+ReLU -> ll, conv1x1 -> H.
+
+  Returns:
+    (ll, heatmaps): the stage's last features (B, h, w, F) and its heatmaps
+    (B, h, w, K) with no BN or ReLU on them.
+  """
+  depth: int
+  features: int
+  num_joints: int
+  dtype: Any = jnp.float32
+  bn_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    layers = _Layers(self.dtype, train, self.bn_axis_name)
+    y = Hourglass(self.depth, self.features, dtype=self.dtype,
+                  bn_axis_name=self.bn_axis_name, name="hourglass")(x, train)
+    y = Residual(self.features, dtype=self.dtype,
+                 bn_axis_name=self.bn_axis_name, name="res")(y, train)
+    ll = layers.dense(self.features, name="lin")(y)
+    ll = nn.relu(layers.norm(name="lin_bn")(ll))
+    heatmaps = layers.dense(self.num_joints, name="heatmaps")(ll)
+    return ll, heatmaps
+
+
+class Merge(nn.Module):
+  """Newell's inter-stage connection: X + conv1x1(ll) + conv1x1(H)."""
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, ll, heatmaps):
+    layers = _Layers(self.dtype, False, None)
+    return (x + layers.dense(self.features, name="features")(ll) +
+            layers.dense(self.features, name="heatmaps")(heatmaps))
+
+
+def binarize_straight_through(mask):
+  """Forward: exactly `mask > 0.5` as 0/1; backward: the identity (so the
+  gradient reaching the mask is the sigmoid's, as in a straight-through
+  estimator). `b + (m - stop_gradient(m))` is exact because `m - m == 0`."""
+  hard = (mask > 0.5).astype(mask.dtype)
+  return hard + (mask - jax.lax.stop_gradient(mask))
+
+
+class AttentionHead(nn.Module):
+  """ACNN's f_c: conv3x3+BN+ReLU twice, conv1x1 to one channel, sigmoid.
+
+  The last layer's kernel starts at zero and its bias at `bias_init`, so every
+  mask starts at sigmoid(bias_init) (0.982 for 4.0): phase B then begins from
+  phase A's behaviour, exactly so with binary masks.
+
+  Returns:
+    (B, h, w, 1) float32 mask in [0, 1] ('soft') or in {0, 1} ('binary').
+  """
+  features: int
+  mask_mode: str = "soft"
+  bias_init: float = 4.0
+  dtype: Any = jnp.float32
+  bn_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, ll, train: bool = False):
+    layers = _Layers(self.dtype, train, self.bn_axis_name)
+    y = ll
+    for i in (1, 2):
+      y = layers.conv(self.features, 3, name=f"conv{i}")(y)
+      y = nn.relu(layers.norm(name=f"bn{i}")(y))
+    logits = layers.dense(
+        1, name="logits", kernel_init=nn.initializers.zeros,
+        bias_init=nn.initializers.constant(self.bias_init))(y)
+    mask = nn.sigmoid(logits.astype(jnp.float32))
+    if self.mask_mode == "binary":
+      mask = binarize_straight_through(mask)
+    return mask
+
+
+class ACNN(nn.Module):
+  """The attention stacked hourglass (ACNN).
+
+  The stem is Newell's (conv7x7/2 to 64, Res 64->128, pool, Res 128->128,
+  Res 128->256), not pytorch-pose's. For num_stacks=4, features=256,
+  num_joints=16, hourglass_depth=4 the heatmap network has 12,858,304
+  parameters (pytorch-pose `hg(4, 1)`: 13,018,816, its stem differs) and the
+  four attention heads with attention_features=64 add 4 x 184,769 = 739,076.
+
+  Attributes:
+    num_stacks: S, the number of hourglass stages.
+    features: F, the feature width of the hourglasses.
+    num_joints: K, heatmaps per stage.
+    hourglass_depth: levels of each hourglass (input side must be divisible by
+      4 * 2**hourglass_depth).
+    attention: whether to build the attention heads. Off gives the plain
+      stacked hourglass (masks are then exactly one).
+    attention_features: width of the attention heads' 3x3 convolutions.
+    attention_bias_init: the heads' initial logit, so masks start near 1.
+    mask_mode: 'soft' (sigmoid) or 'binary' (straight-through m > 0.5).
+    combine: 'gated' (P_i = M H_i + (1 - M) P_{i-1}) or 'additive'
+      (P_i = H_i + (1 - M) P_{i-1}, the paper's literal Eq. 4).
+    dtype: compute dtype (float32 or bfloat16); parameters stay float32 and
+      outputs are float32.
+    bn_axis_name: pmap axis name over which BatchNorm averages batch
+      statistics during training (None outside pmap).
+  """
+  num_stacks: int = 4
+  features: int = 256
+  num_joints: int = 16
+  hourglass_depth: int = 4
+  attention: bool = True
+  attention_features: int = 64
+  attention_bias_init: float = 4.0
+  mask_mode: str = "soft"
+  combine: str = "gated"
+  dtype: Any = jnp.float32
+  bn_axis_name: Optional[str] = None
+
+  def check_fields(self):
+    """Raises a ValueError naming the first field with a bad value."""
+    if self.mask_mode not in MASK_MODES:
+      raise ValueError(f"ACNN.mask_mode must be one of {MASK_MODES}, "
+                       f"got {self.mask_mode!r}.")
+    if self.combine not in COMBINE_MODES:
+      raise ValueError(f"ACNN.combine must be one of {COMBINE_MODES}, "
+                       f"got {self.combine!r}.")
+    if self.features % 4:
+      raise ValueError(f"ACNN.features must be divisible by 4, got "
+                       f"{self.features}.")
+    for name in ("num_stacks", "features", "num_joints", "hourglass_depth",
+                 "attention_features"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"ACNN.{name} must be positive, got "
+                         f"{getattr(self, name)}.")
+
+  def _check(self, images):
+    self.check_fields()
+    if images.ndim != 4 or images.shape[-1] != 3:
+      raise ValueError("ACNN expects images of shape (batch, height, width, 3),"
+                       f" got {images.shape}.")
+    multiple = 4 * 2 ** self.hourglass_depth
+    if images.shape[1] % multiple or images.shape[2] % multiple:
+      raise ValueError(
+          f"ACNN with hourglass_depth={self.hourglass_depth} needs image "
+          f"height and width divisible by {multiple}, got "
+          f"{images.shape[1]}x{images.shape[2]}.")
+
+  @nn.compact
+  def __call__(self, images, train: bool = False, masks_to_one: bool = False,
+               frozen_task: Optional[str] = None) -> ACNNOutput:
+    """Runs the network.
+
+    Args:
+      images: (B, H, W, 3) float images (the project feeds [0, 1]).
+      train: use batch statistics in BatchNorm and update the running ones
+        (pass `mutable=['batch_stats']`).
+      masks_to_one: phase A: every mask is exactly 1 and the attention heads
+        are not run, so the network is the plain stacked hourglass.
+      frozen_task: None, 'heatmap' or 'attention'. The frozen task's BatchNorm
+        layers use (and keep) their running statistics even when `train`.
+
+    Returns:
+      An `ACNNOutput` of per-stage heatmaps, masks and predictions.
+    """
+    self._check(images)
+    if frozen_task not in (None,) + TASKS:
+      raise ValueError(f"frozen_task must be None or one of {TASKS}, got "
+                       f"{frozen_task!r}.")
+    train_heatmap = train and frozen_task != HEATMAP_TASK
+    train_attention = train and frozen_task != ATTENTION_TASK
+    use_attention = self.attention and not masks_to_one
+    common = dict(dtype=self.dtype, bn_axis_name=self.bn_axis_name)
+
+    x = Stem(self.features, name="stem", **common)(
+        images.astype(self.dtype), train_heatmap)
+    heatmaps, masks, predictions = [], [], []
+    gate = None  # M_{i-1}; None stands for M_0 = 1.
+    for i in range(self.num_stacks):
+      ll, h = Stage(self.hourglass_depth, self.features, self.num_joints,
+                    name=f"stage_{i}", **common)(x, train_heatmap)
+      h = h.astype(jnp.float32)
+      if use_attention:
+        m = AttentionHead(self.attention_features, self.mask_mode,
+                          self.attention_bias_init, name=f"{ATTENTION_PREFIX}{i}",
+                          **common)(ll, train_attention)
+      else:
+        m = jnp.ones(h.shape[:-1] + (1,), jnp.float32)
+
+      if gate is None:
+        p = h
+      elif self.combine == "gated":
+        p = gate * h + (1.0 - gate) * predictions[-1]
+      else:
+        p = h + (1.0 - gate) * predictions[-1]
+      heatmaps.append(h)
+      masks.append(m)
+      predictions.append(p)
+      gate = m if use_attention else None
+
+      if i < self.num_stacks - 1:
+        x = Merge(self.features, dtype=self.dtype, name=f"merge_{i}")(
+            x, ll, h.astype(self.dtype))
+        if use_attention:
+          # The one-channel mask broadcasts over all F feature channels.
+          x = x * m.astype(self.dtype)
+
+    return ACNNOutput(heatmaps=jnp.stack(heatmaps), masks=jnp.stack(masks),
+                      predictions=jnp.stack(predictions))
+
+
+def task_of_path(path) -> str:
+  """The task ('heatmap' or 'attention') of a parameter given its key path."""
+  top = path[0]
+  name = getattr(top, "key", getattr(top, "name", top))
+  return ATTENTION_TASK if str(name).startswith(ATTENTION_PREFIX) else HEATMAP_TASK
+
+
+def task_labels(tree):
+  """Labels every leaf of a params or batch_stats tree with its task.
+
+  Args:
+    tree: a pytree keyed by the model's top-level module names, e.g.
+      `variables['params']` or `variables['batch_stats']`.
+
+  Returns:
+    A pytree of the same structure whose leaves are 'heatmap' (task A: stem,
+    stages, merges) or 'attention' (task B: the `attention_<i>` heads), ready
+    for `optax.multi_transform`.
+  """
+  return jax.tree_util.tree_map_with_path(lambda p, _: task_of_path(p), tree)
+
+
+def count_params(tree, task: Optional[str] = None) -> int:
+  """Number of scalars in `tree`, optionally only those of one task."""
+  total = 0
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    if task is None or task_of_path(path) == task:
+      total += int(leaf.size)
+  return total
+
+
+def init_variables(model: ACNN, rng, image_size, batch_size: int = 1):
+  """Initialises all variables under `jax.jit` (eager init of the full net
+  takes about 15 s on a 2-core CPU; jitted, a few).
+
+  Args:
+    model: the module (its `bn_axis_name` is irrelevant for init).
+    rng: a PRNG key.
+    image_size: an int (square) or an (height, width) pair.
+    batch_size: batch of the dummy input.
+
+  Returns:
+    {'params': ..., 'batch_stats': ...} with float32 leaves.
+  """
+  if isinstance(image_size, int):
+    image_size = (image_size, image_size)
+  dummy = jnp.zeros((batch_size, *image_size, 3), jnp.float32)
+  model = model.clone(bn_axis_name=None)
+  return jax.jit(lambda r: model.init(r, dummy, train=False))(rng)

@@ -1,0 +1,397 @@
+"""PCKh for MPII Human Pose, the way the official toolkit counts it.
+
+Conventions (ACNN.md section 4):
+
+* Coordinates: predictions and ground truth must be in the same frame; only
+  distances matter, so a shared offset cancels. The files (and this module's
+  CLI) use MPII's 1-based image pixels.
+* Head size: 0.6 x the diagonal of the head box (`head_sizes_from_boxes`);
+  pose-hg-train's `valid.h5` stores it ready-made as `normalize`.
+* A joint is correct when distance / head size <= threshold (inclusive, as in
+  the official `evaluatePCKh.m`). Only annotated joints count, in the numerator
+  and in the denominator.
+* Table columns (`mpii.PCKH_COLUMNS`) pool their joints, i.e. they are
+  count-weighted averages of left and right. "Mean" pools the 14 joints other
+  than pelvis and thorax (`mpii.MEAN_JOINTS`, the toolkit's "Total");
+  "Mean@0.1" is the same at threshold 0.1; "OfficialHead" pools upper neck and
+  head top (the toolkit's own Head column). Values are percentages; a column
+  with no annotated joint is NaN.
+
+Ground truth is read from either `gt_valid.mat` (`pos_gt_src`, `jnt_missing`,
+`headboxes_src`) or pose-hg-train's `valid.h5` (`part`, `normalize`).
+Note that `valid.h5` stores integer `part` coordinates, so on the reference
+hourglass predictions it agrees with `gt_valid.mat` at threshold 0.5 (to 0.03)
+but reads about 0.4 lower at 0.1; `gt_valid.mat` is the reference.
+
+CLI:
+  python -m acnn_jax.pckh --ground_truth gt_valid.mat --predictions preds.h5
+"""
+
+import json
+import os
+import sys
+from typing import Dict, NamedTuple, Tuple
+
+import h5py
+import numpy as np
+import scipy.io
+
+from acnn_jax import mpii
+
+TABLE_KEYS = tuple(name for name, _ in mpii.PCKH_COLUMNS) + (
+    "Mean", "Mean@0.1", "OfficialHead")
+
+# gt_valid.mat stores head sizes as boxes; 0.6 x diagonal is the official
+# factor that turns one into a head size.
+HEAD_SIZE_FACTOR = 0.6
+
+
+class GroundTruth(NamedTuple):
+  """Ground truth for N people, 1-based image pixels.
+
+  Attributes:
+    joints: (N, 16, 2) float, (x, y) per joint.
+    annotated: (N, 16) bool, whether each joint is annotated.
+    head_sizes: (N,) float, 0.6 x head-box diagonal.
+  """
+  joints: np.ndarray
+  annotated: np.ndarray
+  head_sizes: np.ndarray
+
+
+def head_sizes_from_boxes(boxes) -> np.ndarray:
+  """Head sizes (0.6 x head-box diagonal) from head boxes.
+
+  Args:
+    boxes: (N, 4) rows of x1, y1, x2, y2, or gt_valid.mat's `headboxes_src`
+      layout (2, 2, N): [0] = (x1, y1) and [1] = (x2, y2) for each person.
+
+  Returns:
+    (N,) float64 head sizes.
+
+  Raises:
+    ValueError: for any other shape.
+  """
+  boxes = np.asarray(boxes, dtype=np.float64)
+  if boxes.ndim == 2 and boxes.shape[1] == 4:
+    corner1, corner2 = boxes[:, :2], boxes[:, 2:]
+  elif boxes.ndim == 3 and boxes.shape[:2] == (2, 2):
+    corner1, corner2 = boxes[0].T, boxes[1].T
+  else:
+    raise ValueError(
+        f"head boxes must be (N, 4) as x1, y1, x2, y2 or (2, 2, N) as in "
+        f"gt_valid.mat's headboxes_src, got shape {boxes.shape}.")
+  return HEAD_SIZE_FACTOR * np.linalg.norm(corner2 - corner1, axis=-1)
+
+
+def _check_inputs(predictions, ground_truth, annotated, head_sizes):
+  """Validates shapes and values; returns float/bool numpy arrays."""
+  predictions = np.asarray(predictions, dtype=np.float64)
+  ground_truth = np.asarray(ground_truth, dtype=np.float64)
+  annotated = np.asarray(annotated, dtype=bool)
+  head_sizes = np.asarray(head_sizes, dtype=np.float64)
+  k = mpii.NUM_JOINTS
+  for name, array, tail in (("predictions", predictions, (k, 2)),
+                            ("ground_truth", ground_truth, (k, 2)),
+                            ("annotated", annotated, (k,)),
+                            ("head_sizes", head_sizes, ())):
+    if array.ndim != 1 + len(tail) or array.shape[1:] != tail:
+      want = ", ".join(["N"] + [str(d) for d in tail])
+      raise ValueError(f"{name} must have shape ({want}), got {array.shape}.")
+  n = predictions.shape[0]
+  for name, array in (("ground_truth", ground_truth), ("annotated", annotated),
+                      ("head_sizes", head_sizes)):
+    if array.shape[0] != n:
+      raise ValueError(f"{name} has {array.shape[0]} people but predictions "
+                       f"have {n}: they must describe the same people in the "
+                       "same order.")
+  if not np.isfinite(predictions).all():
+    bad = np.argwhere(~np.isfinite(predictions).all(-1))[0]
+    raise ValueError(f"predictions contain NaN or inf (first at person "
+                     f"{bad[0]}, joint {bad[1]}); every joint needs a finite "
+                     "prediction.")
+  if not np.isfinite(ground_truth[annotated]).all():
+    raise ValueError("ground_truth has NaN or inf at annotated joints.")
+  if not (np.isfinite(head_sizes) & (head_sizes > 0)).all():
+    bad = int(np.argmax(~(np.isfinite(head_sizes) & (head_sizes > 0))))
+    raise ValueError(f"head sizes must be positive and finite; person {bad} "
+                     f"has {head_sizes[bad]}.")
+  return predictions, ground_truth, annotated, head_sizes
+
+
+def _correct_and_counts(predictions, ground_truth, annotated, head_sizes,
+                        threshold):
+  """Per joint: number of correct annotated joints, number annotated."""
+  distances = np.linalg.norm(predictions - ground_truth, axis=-1)
+  correct = (distances / head_sizes[:, None] <= threshold) & annotated
+  return correct.sum(axis=0), annotated.sum(axis=0)
+
+
+def _check_threshold(threshold):
+  if not (np.isfinite(threshold) and threshold >= 0):
+    raise ValueError(f"threshold must be a finite number >= 0, got "
+                     f"{threshold}.")
+
+
+def _pooled(correct, counts, joints) -> float:
+  """Count-weighted PCKh (%) over `joints`; NaN when none is annotated."""
+  joints = list(joints)
+  total = counts[joints].sum()
+  return float(100.0 * correct[joints].sum() / total) if total else float("nan")
+
+
+def pckh(predictions, ground_truth, annotated, head_sizes,
+         threshold: float = 0.5) -> Tuple[np.ndarray, np.ndarray]:
+  """Per-joint PCKh@threshold.
+
+  Args:
+    predictions: (N, 16, 2) predicted (x, y), same frame as `ground_truth`.
+    ground_truth: (N, 16, 2) true (x, y); ignored where not annotated.
+    annotated: (N, 16) bool, the joints that count.
+    head_sizes: (N,) positive head sizes (0.6 x head-box diagonal).
+    threshold: fraction of the head size within which a joint is correct
+      (inclusive).
+
+  Returns:
+    pck: (16,) float64 percentages, NaN for a joint never annotated.
+    counts: (16,) int, annotated joints per joint type.
+
+  Raises:
+    ValueError: on bad shapes, mismatched N, non-finite predictions, or
+      non-positive head sizes.
+  """
+  _check_threshold(threshold)
+  arrays = _check_inputs(predictions, ground_truth, annotated, head_sizes)
+  correct, counts = _correct_and_counts(*arrays, threshold)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    pck = np.where(counts > 0, 100.0 * correct / np.maximum(counts, 1), np.nan)
+  return pck, counts
+
+
+def pckh_table(predictions, ground_truth, annotated, head_sizes,
+               threshold: float = 0.5) -> Dict[str, float]:
+  """The PCKh table: MPII's columns, Mean, Mean@0.1 and OfficialHead.
+
+  Args:
+    predictions: (N, 16, 2) predicted (x, y), same frame as `ground_truth`.
+    ground_truth: (N, 16, 2) true (x, y).
+    annotated: (N, 16) bool, the joints that count.
+    head_sizes: (N,) positive head sizes.
+    threshold: threshold of every column except "Mean@0.1" (always 0.1).
+
+  Returns:
+    Dict with keys `TABLE_KEYS` (Head, Shoulder, Elbow, Wrist, Hip, Knee,
+    Ankle, Mean, Mean@0.1, OfficialHead), percentages as Python floats.
+
+  Raises:
+    ValueError: as `pckh`.
+  """
+  _check_threshold(threshold)
+  arrays = _check_inputs(predictions, ground_truth, annotated, head_sizes)
+  correct, counts = _correct_and_counts(*arrays, threshold)
+  table = {name: _pooled(correct, counts, joints)
+           for name, joints in mpii.PCKH_COLUMNS}
+  table["Mean"] = _pooled(correct, counts, mpii.MEAN_JOINTS)
+  correct_01, _ = _correct_and_counts(*arrays, 0.1)
+  table["Mean@0.1"] = _pooled(correct_01, counts, mpii.MEAN_JOINTS)
+  table["OfficialHead"] = _pooled(correct, counts, mpii.OFFICIAL_HEAD_JOINTS)
+  return table
+
+
+def format_table(table: Dict[str, float], threshold: float = 0.5) -> str:
+  """Two aligned lines (names, values) plus a title, for logs and CLIs.
+
+  Args:
+    table: a `pckh_table` result.
+    threshold: the threshold the table was computed at, for the title only.
+
+  Returns:
+    The table as a string without a trailing newline.
+  """
+  missing = [key for key in TABLE_KEYS if key not in table]
+  if missing:
+    raise ValueError(f"table lacks {missing}; pass a pckh_table() result.")
+  widths = [max(len(key), 6) for key in TABLE_KEYS]
+  header = "  ".join(key.rjust(w) for key, w in zip(TABLE_KEYS, widths))
+  values = "  ".join(f"{table[key]:{w}.2f}" for key, w in zip(TABLE_KEYS,
+                                                                widths))
+  title = (f"PCKh@{threshold:g} (Mean: all joints but pelvis and thorax; "
+           "OfficialHead: neck + head top)")
+  return "\n".join((title, header, values))
+
+
+# ---------------------------------------------------------------- file reading
+
+
+def _require_file(path, what):
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{what} file {path!r} does not exist.")
+
+
+def _read_arrays(path, what) -> Dict[str, np.ndarray]:
+  """All top-level arrays of an HDF5 file or a MATLAB v5 .mat file."""
+  _require_file(path, what)
+  # Decide by content, not extension: MATLAB v7.3 .mat files are HDF5.
+  if h5py.is_hdf5(path):
+    with h5py.File(path, "r") as f:
+      return {key: np.asarray(f[key]) for key in f
+              if isinstance(f[key], h5py.Dataset)}
+  try:
+    return scipy.io.loadmat(path)
+  except Exception as e:  # pylint: disable=broad-except
+    # scipy raises several types for non-MAT input; one message serves all.
+    raise ValueError(f"{what} file {path!r} is neither HDF5 nor a MATLAB .mat "
+                     f"file ({type(e).__name__}: {e}).") from e
+
+
+def load_ground_truth(path: str) -> GroundTruth:
+  """Reads gt_valid.mat or pose-hg-train's valid.h5 ground truth.
+
+  gt_valid.mat: `pos_gt_src` (16, 2, N) 1-based, `jnt_missing` (16, N),
+  `headboxes_src` (2, 2, N). valid.h5: `part` (N, 16, 2) 1-based, a joint
+  with both coordinates 0 is not annotated (coordinates may be negative, so
+  not "> 0"; this matches gt_valid.mat's `jnt_missing` exactly), and
+  `normalize` (N,), the head size already.
+
+  Args:
+    path: the file.
+
+  Returns:
+    A `GroundTruth`.
+
+  Raises:
+    FileNotFoundError: if `path` does not exist.
+    ValueError: if it is neither kind of file, or its arrays are malformed.
+  """
+  arrays = _read_arrays(path, "ground-truth")
+  k = mpii.NUM_JOINTS
+  if {"pos_gt_src", "jnt_missing", "headboxes_src"} <= arrays.keys():
+    joints = np.asarray(arrays["pos_gt_src"], np.float64)
+    missing = np.asarray(arrays["jnt_missing"])
+    if joints.ndim != 3 or joints.shape[:2] != (k, 2):
+      raise ValueError(f"{path!r}: pos_gt_src must be (16, 2, N), got "
+                       f"{joints.shape}.")
+    n = joints.shape[2]
+    if missing.shape != (k, n):
+      raise ValueError(f"{path!r}: jnt_missing must be (16, {n}), got "
+                       f"{missing.shape}.")
+    head_sizes = head_sizes_from_boxes(arrays["headboxes_src"])
+    if head_sizes.shape != (n,):
+      raise ValueError(f"{path!r}: headboxes_src has {head_sizes.shape[0]} "
+                       f"boxes for {n} people.")
+    return GroundTruth(joints.transpose(2, 0, 1), ~missing.T.astype(bool),
+                       head_sizes)
+  if {"part", "normalize"} <= arrays.keys():
+    joints = np.asarray(arrays["part"], np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (k, 2):
+      raise ValueError(f"{path!r}: part must be (N, 16, 2), got "
+                       f"{joints.shape}.")
+    head_sizes = np.asarray(arrays["normalize"], np.float64).reshape(-1)
+    if head_sizes.shape != joints.shape[:1]:
+      raise ValueError(f"{path!r}: normalize has {head_sizes.shape[0]} values "
+                       f"for {joints.shape[0]} people.")
+    return GroundTruth(joints, (joints != 0).any(axis=-1), head_sizes)
+  found = sorted(key for key in arrays if not key.startswith("__"))
+  hint = (" (a predictions file: are --ground_truth and --predictions "
+          "swapped?)" if "preds" in found else "")
+  raise ValueError(
+      f"{path!r} is not a ground-truth file: expected gt_valid.mat "
+      f"(pos_gt_src, jnt_missing, headboxes_src) or pose-hg-train's valid.h5 "
+      f"(part, normalize); found {found}{hint}.")
+
+
+def load_predictions(path: str) -> np.ndarray:
+  """Reads predictions, 1-based image pixels, as (N, 16, 2).
+
+  The file (.h5 or .mat) holds `preds` as (N, 16, 2), or else MATLAB's
+  `pos_pred_src` as (16, 2, N) (so gt_valid.mat itself reads as Tompson's
+  predictions). Each layout is accepted only under its own name.
+
+  Args:
+    path: the file.
+
+  Returns:
+    (N, 16, 2) float64 predictions.
+
+  Raises:
+    FileNotFoundError: if `path` does not exist.
+    ValueError: if neither array is there or it has the wrong shape.
+  """
+  arrays = _read_arrays(path, "predictions")
+  k = mpii.NUM_JOINTS
+  if "preds" in arrays:
+    preds = np.asarray(arrays["preds"], np.float64)
+    if preds.ndim != 3 or preds.shape[1:] != (k, 2):
+      raise ValueError(f"{path!r}: preds must be (N, 16, 2), 1-based (x, y), "
+                       f"got {preds.shape}.")
+    return preds
+  if "pos_pred_src" in arrays:
+    preds = np.asarray(arrays["pos_pred_src"], np.float64)
+    if preds.ndim != 3 or preds.shape[:2] != (k, 2):
+      raise ValueError(f"{path!r}: pos_pred_src must be (16, 2, N), got "
+                       f"{preds.shape}.")
+    return preds.transpose(2, 0, 1)
+  found = sorted(key for key in arrays if not key.startswith("__"))
+  hint = (" (a ground-truth file: are --ground_truth and --predictions "
+          "swapped?)" if "part" in found else "")
+  raise ValueError(f"{path!r} has no 'preds' array (N x 16 x 2, 1-based); "
+                   f"found {found}{hint}.")
+
+
+def evaluate_files(ground_truth_path: str, predictions_path: str,
+                   threshold: float = 0.5) -> Dict[str, float]:
+  """`pckh_table` of a predictions file against a ground-truth file."""
+  gt = load_ground_truth(ground_truth_path)
+  preds = load_predictions(predictions_path)
+  if preds.shape[0] != gt.joints.shape[0]:
+    raise ValueError(
+        f"{predictions_path!r} has {preds.shape[0]} people but "
+        f"{ground_truth_path!r} has {gt.joints.shape[0]}: predictions must "
+        "follow the ground truth's people, in order.")
+  return pckh_table(preds, gt.joints, gt.annotated, gt.head_sizes, threshold)
+
+
+# ------------------------------------------------------------------------ CLI
+
+
+def _define_flags(flag_values):
+  # Defined only when run as a program, so importing this module (e.g. from
+  # the training loop) adds no global flags that could clash.
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("ground_truth", None,
+                      "gt_valid.mat or pose-hg-train valid.h5.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("predictions", None,
+                      ".h5/.mat with preds (N x 16 x 2, 1-based).",
+                      flag_values=flag_values)
+  flags.DEFINE_float("threshold", 0.5,
+                     "PCKh threshold of all columns but Mean@0.1.",
+                     flag_values=flag_values)
+  flags.DEFINE_bool("json", False, "Print a JSON object instead of a table.",
+                    flag_values=flag_values)
+  flags.mark_flags_as_required(["ground_truth", "predictions"],
+                               flag_values=flag_values)
+
+
+def main(argv):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    sys.exit(f"pckh: error: unexpected arguments {argv[1:]}.")
+  flag_values = flags.FLAGS
+  try:
+    table = evaluate_files(flag_values.ground_truth, flag_values.predictions,
+                           flag_values.threshold)
+  except (ValueError, OSError) as e:
+    # One line, no traceback: these are the user's files, not our bugs.
+    sys.exit(f"pckh: error: {e}")
+  if flag_values.json:
+    print(json.dumps(table))
+  else:
+    print(format_table(table, flag_values.threshold))
+
+
+if __name__ == "__main__":
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
+  _define_flags(absl_flags.FLAGS)
+  app.run(main)

@@ -1,0 +1,386 @@
+"""Pose estimation on one's own images, without ground-truth centre and scale.
+
+A person box (or the whole image) stands in for MPII's objpos/scale; the crop
+is warped with `geometry`, run through the shared heatmap function of
+`inference` (flip test included) and decoded back to original pixels.
+
+Library use:
+
+  predictor = Predictor.from_checkpoint("runs/phase_c")
+  result = predictor("me.jpg", box=(120, 40, 380, 620))
+  result.keypoints      # (16, 2) x, y in original pixels, 0-based
+  result.confidences    # (16,)
+
+Command line (prints the joints as JSON, writes a picture with the skeleton
+and each stage's attention mask):
+
+  python -m acnn_jax.predict --workdir runs/phase_c --image me.jpg \
+      --box 120,40,380,620 --output me_pose.png
+"""
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+import jax
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+
+from acnn_jax import geometry
+from acnn_jax import inference
+from acnn_jax import mpii
+from acnn_jax import visualize
+from acnn_jax.codec import HeatmapCodec
+
+
+class InputError(ValueError):
+  """A bad image or box given by the user (reported in one line by the CLI)."""
+
+
+def load_image(path) -> np.ndarray:
+  """Reads an image file as (H, W, 3) uint8 RGB, upright per its EXIF tag.
+
+  Raises:
+    InputError: the file is missing or is not a readable image.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise InputError(f"image file not found: {path}")
+  try:
+    with Image.open(path) as picture:
+      # Phone photos store their orientation in EXIF; keypoints should match
+      # the picture as people see it.
+      picture = ImageOps.exif_transpose(picture)
+      return np.asarray(picture.convert("RGB"))
+  except (OSError, ValueError, Image.DecompressionBombError) as error:
+    raise InputError(f"cannot read image {path}: {error}") from error
+
+
+def as_image(image) -> np.ndarray:
+  """A path or an (H, W), (H, W, 3|4) uint8 array -> (H, W, 3) uint8 RGB."""
+  if isinstance(image, (str, os.PathLike)):
+    return load_image(image)
+  image = np.asarray(image)
+  if image.dtype != np.uint8:
+    raise InputError(f"expected a uint8 image, got dtype {image.dtype} (scale "
+                     "[0, 1] floats by 255 and cast).")
+  if image.ndim == 2:
+    image = np.repeat(image[..., None], 3, axis=-1)
+  if (image.ndim != 3 or image.shape[-1] not in (3, 4) or
+      min(image.shape[:2]) < 1):
+    raise InputError(f"expected an (H, W, 3) image, got shape {image.shape}.")
+  return image[..., :3]
+
+
+def parse_box(text: str):
+  """'x1,y1,x2,y2' -> a checked (x1, y1, x2, y2) tuple of floats.
+
+  Raises:
+    InputError: not four numbers, or x2 <= x1 or y2 <= y1.
+  """
+  parts = text.replace(" ", "").split(",")
+  try:
+    box = tuple(float(part) for part in parts)
+  except ValueError:
+    box = ()
+  if len(box) != 4:
+    raise InputError(f"bad box {text!r}: expected four numbers x1,y1,x2,y2.")
+  return check_box(box)
+
+
+def check_box(box):
+  """Returns `box` as a float tuple, or raises InputError if it is not a box."""
+  box = tuple(float(v) for v in np.asarray(box, np.float64).reshape(-1))
+  if len(box) != 4 or not np.all(np.isfinite(box)):
+    raise InputError(f"bad box {box}: expected four finite numbers "
+                     "x1, y1, x2, y2.")
+  x1, y1, x2, y2 = box
+  if x2 <= x1 or y2 <= y1:
+    raise InputError(f"bad box {box}: needs x2 > x1 and y2 > y1.")
+  return box
+
+
+def whole_image_box(height: int, width: int):
+  """The box of a whole image: its outer pixel edges (centres are 0-based)."""
+  return (-0.5, -0.5, width - 0.5, height - 0.5)
+
+
+def box_to_crop(box):
+  """A person box -> the crop's (center, scale).
+
+  The crop is centred on the box centre and covers max(box w, box h) * 1.25
+  original pixels: the 1.25 padding of MPII's crops (`mpii.SCALE_PADDING`),
+  so a tight box leaves the person the margin training crops had. There is no
+  15 * scale downward shift: unlike MPII's objpos, a box is centred on the
+  person already.
+
+  Args:
+    box: (x1, y1, x2, y2) in original pixels (pixel centres are 0-based, so a
+      whole W x H image is (-0.5, -0.5, W - 0.5, H - 0.5)).
+
+  Returns:
+    (center, scale): (2,) float32 centre and the scale (crop side / 200).
+  """
+  x1, y1, x2, y2 = check_box(box)
+  center = np.array([(x1 + x2) / 2.0, (y1 + y2) / 2.0], np.float32)
+  side = max(x2 - x1, y2 - y1) * mpii.SCALE_PADDING
+  return center, np.float32(side / mpii.PIXEL_STD)
+
+
+def warp_crop(image, center, scale, size) -> np.ndarray:
+  """The (size, size, 3) float32 [0, 1] network input for one crop.
+
+  Uses `geometry.warp_image` (TensorFlow, bilinear, zeros outside the image),
+  the warp training uses, with `geometry.affine_matrix`.
+  """
+  matrix = geometry.affine_matrix(center, scale, size)
+  pixels = np.asarray(image, np.float32) / 255.0
+  return np.asarray(geometry.warp_image(pixels, matrix, size), np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+  """One person's pose and what the network saw.
+
+  Attributes:
+    keypoints: (K, 2) float32 joints (x, y) in original pixels, 0-based.
+    confidences: (K,) float32 heatmap peak values.
+    heatmaps: (h, w, K) float32 final (flip-averaged) heatmaps on the crop.
+    masks: (S, h, w) float32 attention mask of every stage on the crop.
+    crop: (input_size, input_size, 3) uint8 network input.
+    center: (2,) crop centre in original pixels.
+    scale: crop scale (the crop covers 200 * scale original pixels).
+  """
+  keypoints: np.ndarray
+  confidences: np.ndarray
+  heatmaps: np.ndarray
+  masks: np.ndarray
+  crop: np.ndarray
+  center: np.ndarray
+  scale: float
+
+  @property
+  def crop_keypoints(self) -> np.ndarray:
+    """(K, 2) joints in crop pixels (for drawing on `crop`)."""
+    matrix = geometry.affine_matrix(self.center, self.scale,
+                                    self.crop.shape[0])
+    return geometry.apply_affine(matrix, self.keypoints)
+
+  def to_records(self, names=mpii.JOINT_NAMES):
+    """JSON-ready [{'joint', 'x', 'y', 'confidence'}] in joint order."""
+    return [dict(joint=name, x=float(x), y=float(y), confidence=float(c))
+            for name, (x, y), c in zip(names, self.keypoints,
+                                       self.confidences)]
+
+  def figure(self, image, threshold=visualize.DEFAULT_THRESHOLD,
+             show_grid=False) -> np.ndarray:
+    """`visualize.prediction_figure` of this prediction on its `image`."""
+    return visualize.prediction_figure(
+        as_image(image), self.keypoints, self.confidences, crop=self.crop,
+        crop_keypoints=self.crop_keypoints, masks=self.masks,
+        heatmaps=self.heatmaps, threshold=threshold, show_grid=show_grid)
+
+
+class Predictor:
+  """Predicts MPII's 16 joints of one person per image.
+
+  Each image is cropped around a person box (or the whole image, see
+  `box_to_crop`), warped to input_size x input_size, scaled to [0, 1] like
+  training, and run through `inference.make_predict_fn` (one jitted call per
+  batch, flip test included); joints are decoded with the codec and mapped back
+  to original pixels (`inference.decode_to_original`).
+
+  Attributes:
+    model: the ACNN module.
+    variables: its {'params', 'batch_stats'}.
+    input_size: side of the network input.
+    codec: the heatmap codec used for decoding.
+  """
+
+  def __init__(self, model, variables, input_size: int = 256,
+               flip_test: bool = True, flip_shift: bool = False,
+               masks_to_one: bool = False):
+    """Builds a predictor from variables in memory.
+
+    Args:
+      model: an `models.ACNN`.
+      variables: its variables ({'params', 'batch_stats'}).
+      input_size: side of the square network input.
+      flip_test: average with the mirrored image (ACNN.md section 4).
+      flip_shift: HRNet/mmpose's one-pixel shift of the flipped heatmaps.
+      masks_to_one: run as the plain stacked hourglass (phase A weights).
+    """
+    self.model = model
+    self.variables = jax.device_put(variables)
+    self.input_size = int(input_size)
+    self.codec = HeatmapCodec(input_size=self.input_size)
+    self._predict_fn = inference.make_predict_fn(
+        model, flip_test=flip_test, flip_shift=flip_shift,
+        masks_to_one=masks_to_one)
+
+  @classmethod
+  def from_checkpoint(cls, path, **overrides) -> "Predictor":
+    """Loads a predictor from a workdir or checkpoint.
+
+    Args:
+      path: what `checkpoints.load_for_inference` accepts (a workdir or one
+        checkpoint).
+      **overrides: input_size, flip_test, flip_shift or masks_to_one values
+        that replace the checkpoint config's (None keeps the config's).
+
+    Returns:
+      A `Predictor` with the checkpoint's model, variables and settings.
+    """
+    # Imported here: the checkpoint code (orbax) is only needed on this path.
+    from acnn_jax import checkpoints  # pylint: disable=g-import-not-at-top
+    model, variables, config = checkpoints.load_for_inference(path)
+    settings = dict(input_size=256, flip_test=True, flip_shift=False,
+                    masks_to_one=False)
+    for name, default in settings.items():
+      settings[name] = _config_get(config, name, default)
+    unknown = set(overrides) - set(settings)
+    if unknown:
+      raise TypeError(f"unknown settings {sorted(unknown)}; expected some of "
+                      f"{sorted(settings)}.")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(model, variables, **settings)
+
+  def __call__(self, image, box=None) -> Prediction:
+    """Predicts one person.
+
+    Args:
+      image: (H, W, 3) uint8 RGB array, or a path to an image file.
+      box: (x1, y1, x2, y2) person box in pixels; None takes the whole image.
+
+    Returns:
+      A `Prediction` (keypoints in original pixels).
+    """
+    return self.predict_batch([image], [box])[0]
+
+  def predict_batch(self, images: Sequence,
+                    boxes: Optional[Sequence] = None) -> list:
+    """Predicts one person in each of several images (any sizes) at once.
+
+    Args:
+      images: uint8 RGB arrays or image paths.
+      boxes: None, or one box (or None for the whole image) per image.
+
+    Returns:
+      A list of `Prediction`, one per image.
+    """
+    images = [as_image(image) for image in images]
+    if not images:
+      return []
+    boxes = [None] * len(images) if boxes is None else list(boxes)
+    if len(boxes) != len(images):
+      raise InputError(f"got {len(images)} images but {len(boxes)} boxes.")
+    crops = [box_to_crop(whole_image_box(*image.shape[:2]) if box is None
+                         else box) for image, box in zip(images, boxes)]
+    centers = np.stack([center for center, _ in crops])
+    scales = np.array([scale for _, scale in crops], np.float32)
+    inputs = np.stack([warp_crop(image, center, scale, self.input_size)
+                       for image, (center, scale) in zip(images, crops)])
+    outputs = self._predict_fn(self.variables, inputs)
+    keypoints, confidences = inference.decode_to_original(
+        self.codec, outputs["heatmaps"], centers, scales)
+    outputs = jax.device_get(outputs)
+    keypoints, confidences = np.asarray(keypoints), np.asarray(confidences)
+    crops_uint8 = np.round(np.clip(inputs, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return [
+        Prediction(keypoints=keypoints[i], confidences=confidences[i],
+                   heatmaps=np.asarray(outputs["heatmaps"][i]),
+                   masks=np.asarray(outputs["masks"][:, i, ..., 0]),
+                   crop=crops_uint8[i], center=centers[i],
+                   scale=float(scales[i]))
+        for i in range(len(images))
+    ]
+
+
+def _config_get(config, name, default):
+  """`config.name` for a ConfigDict, a dict or any object, else `default`."""
+  if hasattr(config, "get"):
+    value = config.get(name, default)
+  else:
+    value = getattr(config, name, default)
+  return default if value is None else value
+
+
+def run(predictor: Predictor, image, box=None, output: Optional[str] = None,
+        threshold=visualize.DEFAULT_THRESHOLD) -> dict:
+  """What the command line does: predict, optionally save the picture.
+
+  Args:
+    predictor: a `Predictor`.
+    image: an image path or (H, W, 3) uint8 array.
+    box: None (whole image) or an (x1, y1, x2, y2) box.
+    output: path of the PNG to write (skeleton + attention masks), or None.
+    threshold: minimum confidence of the joints drawn.
+
+  Returns:
+    A JSON-ready dict: image (the path, if one was given), box, keypoints
+    (`Prediction.to_records`) and output.
+  """
+  name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+  pixels = as_image(image)
+  box = None if box is None else check_box(box)
+  prediction = predictor(pixels, box)
+  if output:
+    visualize.save_png(prediction.figure(pixels, threshold=threshold), output)
+  return dict(image=name, box=None if box is None else list(box),
+              keypoints=prediction.to_records(), output=output or None)
+
+
+def _define_flags():
+  # Defined only when run as a program, so that importing this module (for
+  # `Predictor`) adds no flags that could clash with another main's.
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("workdir", None,
+                      "Training workdir or checkpoint to load.")
+  flags.DEFINE_string("image", None, "Image file to run on.")
+  flags.DEFINE_string("box", None, "Person box x1,y1,x2,y2 in pixels; "
+                      "default: the whole image.")
+  flags.DEFINE_string("output", None, "PNG to write: skeleton, crop, heatmaps "
+                      "and every stage's attention mask.")
+  flags.DEFINE_bool("no_flip", False, "Turn the flip test off (default: the "
+                    "checkpoint config's setting).")
+  flags.DEFINE_float("threshold", visualize.DEFAULT_THRESHOLD,
+                     "Minimum confidence of the joints drawn.")
+  flags.mark_flags_as_required(["workdir", "image"])
+
+
+def _hide_gpus_from_tensorflow():
+  # TF only warps the crop here; it must not reserve accelerator memory that
+  # JAX needs.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+
+
+def main(argv):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  config = flags.FLAGS
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    # Check the user's inputs before the slow part (loading the network).
+    box = parse_box(config.box) if config.box is not None else None
+    image = load_image(config.image)
+    if not os.path.exists(config.workdir):
+      raise InputError(f"workdir or checkpoint not found: {config.workdir}")
+    _hide_gpus_from_tensorflow()
+    predictor = Predictor.from_checkpoint(
+        config.workdir, flip_test=False if config.no_flip else None)
+    result = run(predictor, image, box, config.output, config.threshold)
+  except InputError as error:
+    sys.exit(f"predict: error: {error}")
+  result["image"] = config.image
+  print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+  from absl import app as _app  # pylint: disable=g-import-not-at-top
+  _define_flags()
+  _app.run(main)

@@ -1,0 +1,1 @@
+"""Training configurations: one `get_config()` per file (ml_collections)."""

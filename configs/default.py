@@ -1,0 +1,81 @@
+"""Defaults for ACNN on MPII: the paper's network and phase A's recipe.
+
+The variants (phase_a.py, phase_b.py, phase_c.py, demo.py, tiny.py) import this
+file and override a few fields. Run one phase with
+
+  python -m acnn_jax.main --config=configs/phase_a.py --workdir=runs/acnn \
+      --config.manual_dir=/data/mpii
+
+and override any field on the command line, e.g. `--config.batch_size=24`.
+"""
+
+import ml_collections
+
+
+def get_config():
+  """The default configuration (phase A of the paper's recipe)."""
+  config = ml_collections.ConfigDict()
+
+  # Phase: 'a' heatmaps (masks frozen at one), 'b' attention heads (heatmap
+  # network frozen), 'c' both. Phase p writes to WORKDIR/phase_<p>/.
+  config.phase = "a"
+  # Checkpoint to start from: '' takes the previous phase's last checkpoint
+  # in the same workdir (B from phase_a/, C from phase_b/); phase A starts from
+  # scratch. A path may name a phase directory or a checkpoints directory.
+  config.init_from = ""
+
+  # Model (ACNN.md section 1).
+  config.num_stacks = 4
+  config.features = 256
+  config.num_joints = 16
+  config.hourglass_depth = 4
+  config.attention_features = 64
+  config.attention_bias_init = 4.0  # Masks start at sigmoid(4) = 0.98.
+  config.mask_mode = "soft"  # 'soft' or 'binary' (straight-through).
+  config.combine = "gated"  # 'gated' or 'additive' (the paper's literal Eq. 4).
+  config.dtype = "float32"  # Compute dtype: 'float32' or 'bfloat16'.
+
+  # Data (ACNN.md section 3).
+  config.dataset = "mpii"
+  # TFDS data directory ('' = TFDS's default, ~/tensorflow_datasets).
+  config.data_dir = ""
+  # The raw MPII files (see input_pipeline/mpii_builder.py for the layout).
+  config.manual_dir = ""
+  # > 0: write that many synthetic MPII-format images into manual_dir first
+  # (if it holds none yet), so everything runs without the real data set.
+  config.synthetic_images = 0
+  config.input_size = 256
+  config.sigma = 1.0  # Gaussian target's sigma in heatmap pixels.
+  config.augment = True
+  config.scale_sigma = 0.25
+  config.rotation_sigma = 30.0
+  config.rotation_prob = 0.4
+  config.flip_prob = 0.5
+  config.color_low = 0.6
+  config.color_high = 1.4
+  config.shuffle_buffer = 1024
+  config.cache = False  # Keep decoded images in memory (small sets only).
+
+  # Optimisation (ACNN.md section 2; pose-hg-train's RMSProp).
+  config.batch_size = 12  # Global, over all devices and hosts.
+  config.learning_rate = 5e-4
+  config.rmsprop_decay = 0.99
+  config.rmsprop_eps = 1e-8
+  config.num_epochs = 200
+  config.lr_boundaries = (120, 170)  # Epochs at which lr *= lr_decay.
+  config.lr_decay = 0.1
+  config.steps_per_epoch = -1  # -1: train examples // batch_size.
+
+  # Evaluation (ACNN.md section 4).
+  config.eval_every_epochs = 10
+  config.eval_batch_size = -1  # -1: batch_size.
+  config.flip_test = True
+  config.flip_shift = False  # HRNet/mmpose's one-pixel shift of the flip.
+  config.num_pictures = 4  # Validation people drawn at each evaluation.
+
+  # Logging and checkpoints.
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 1000
+  config.keep_checkpoints = 3
+  config.seed = 0
+  return config

@@ -1,0 +1,503 @@
+"""TFDS builder `mpii`: MPII Human Pose, one example per person.
+
+MPII cannot be downloaded by a script (its licence page comes first), so this
+is a manual-download builder: put the files in a folder as
+`MANUAL_DOWNLOAD_INSTRUCTIONS` says and call
+
+  builder = mpii_builder.build(manual_dir="~/mpii", data_dir="~/tfds")
+  train = builder.as_dataset(split="train")
+
+Two folder layouts are accepted and told apart automatically: (a) the official
+release plus pose-hg-train's `valid.h5` (read by `mpii_official`), (b) the
+HRNet/mmpose JSON files plus `gt_valid.mat` (read by `mpii_json`). Both give
+the same splits: `validation` is Tompson et al.'s 2958 people, in `valid.h5` /
+`gt_valid.mat` order (the builder keeps that order: `disable_shuffling`), and
+`train` the other annotated people of the training images.
+
+A bad person never stops a 25k-image build: it is skipped, counted per reason
+and reported in one log line per split (with its first few examples); see
+`validate_record`, `inspect_image` and `Mpii.reports`.
+"""
+
+import collections
+import dataclasses
+import os
+from typing import Any, Iterator, Optional, Sequence
+
+from absl import logging
+from etils import epath
+import numpy as np
+from PIL import Image
+import tensorflow_datasets as tfds
+
+from acnn_jax import mpii
+from input_pipeline import mpii_json
+from input_pipeline import mpii_official
+
+Record = mpii_official.Record
+
+MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+MPII Human Pose must be downloaded by hand (accept the licence at
+http://human-pose.mpi-inf.mpg.de/#download). Put the files in `manual_dir` in
+ONE of these two layouts; the builder detects which.
+
+(a) Official release + Tompson's validation split (recommended: keeps MPII's
+    visibility flags and the release's image/person indices).
+    1. Images (12.9 GB):
+         https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr/mpii_human_pose_v1.tar.gz
+       `tar xzf` it in manual_dir: it makes manual_dir/images/*.jpg.
+    2. Annotations (12.5 MB):
+         https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr/mpii_human_pose_v1_u12_2.zip
+       unzip it and move mpii_human_pose_v1_u12_1.mat (the .mat inside) to
+       manual_dir/.
+    3. Validation split: `data/mpii/annot/valid.h5` of
+         https://github.com/princeton-vl/pose-hg-train
+       as manual_dir/valid.h5.
+    manual_dir/
+      mpii_human_pose_v1_u12_1.mat
+      valid.h5
+      images/000001163.jpg ...
+
+(b) HRNet / mmpose JSON annotations.
+    1. Images as in (a) 1.
+    2. HRNet's `data/mpii/annot/` (train.json, valid.json, gt_valid.mat;
+       github.com/leoxiaobin/deep-high-resolution-net.pytorch, "Data
+       preparation") or mmpose's
+         https://download.openmmlab.com/mmpose/datasets/mpii_annotations.tar
+       (mpii_train.json, mpii_val.json, mpii_gt_val.mat).
+    manual_dir/
+      annot/train.json       (or mpii_train.json; annot/ may also be
+      annot/valid.json        annotations/ or manual_dir itself)
+      annot/gt_valid.mat     (or mpii_gt_val.mat)
+      images/000001163.jpg ...
+"""
+
+# Where each file may be, relative to manual_dir: the documented place first,
+# then the places the archives' own folder names put it.
+_ANNOTATION_DIRS = ("", "annot", "annotations")
+_RELEASE_DIRS = ("", "mpii_human_pose_v1_u12_2", "annot", "annotations")
+IMAGES_DIR = "images"
+GT_VALID_FILES = (mpii_json.GT_VALID_FILE, "mpii_gt_val.mat")
+
+# Why a person is left out of the data set; counted per split.
+MISSING_IMAGE = "missing_image"
+CORRUPT_IMAGE = "corrupt_image"
+NO_JOINTS = "no_annotated_joints"
+NAN = "nan_coordinates"
+OUTSIDE = "joints_outside_image"
+BAD_SCALE = "bad_scale"
+ZERO_HEAD_BOX = "zero_head_box"
+NOT_ANNOTATED = "not_in_annotations"
+SKIP_REASONS = (MISSING_IMAGE, CORRUPT_IMAGE, NO_JOINTS, NAN, OUTSIDE,
+                BAD_SCALE, ZERO_HEAD_BOX, NOT_ANNOTATED)
+
+
+class MissingFilesError(FileNotFoundError):
+  """`manual_dir` lacks a file the build needs; the message says which."""
+
+
+# ------------------------------------------------------- finding the files --
+
+
+@dataclasses.dataclass(frozen=True)
+class ManualFiles:
+  """The annotation files found in `manual_dir` and the layout they form."""
+  layout: str  # "official" or "json".
+  images: str
+  release: Optional[str] = None
+  valid_h5: Optional[str] = None
+  train_json: Optional[str] = None
+  valid_json: Optional[str] = None
+  gt_valid: Optional[str] = None
+
+
+def _find(manual_dir: str, dirs: Sequence[str], names: Sequence[str]
+          ) -> Optional[str]:
+  """The first existing manual_dir/dir/name, or None."""
+  for name in names:
+    for folder in dirs:
+      path = os.path.join(manual_dir, folder, name)
+      if os.path.isfile(path):
+        return path
+  return None
+
+
+def _absent(files: dict[str, Optional[str]]) -> list[str]:
+  return [name for name, path in files.items() if path is None]
+
+
+def _missing_error(manual_dir: str, missing: Sequence[str], note: str = ""
+                   ) -> MissingFilesError:
+  """The error for absent files, with the instructions repeated."""
+  listed = "".join(f"\n  {os.path.join(manual_dir, m)}" for m in missing)
+  return MissingFilesError(
+      f"MPII: missing in manual_dir {manual_dir}:{listed}\n{note}\n"
+      f"{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+
+
+def find_manual_files(manual_dir: str) -> ManualFiles:
+  """Finds the annotation files and detects the layout of `manual_dir`.
+
+  The official layout wins when both are complete (it has MPII's visibility
+  flags and the release indices).
+
+  Args:
+    manual_dir: the folder the user filled by hand.
+
+  Returns:
+    The files of the detected layout.
+
+  Raises:
+    MissingFilesError: naming the missing folder or files (of the layout the
+      folder is closest to) and repeating the instructions.
+  """
+  manual_dir = os.path.expanduser(os.fspath(manual_dir))
+  if not os.path.isdir(manual_dir):
+    raise MissingFilesError(f"MPII: manual_dir {manual_dir} does not exist."
+                            f"\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+  release = _find(manual_dir, _RELEASE_DIRS, [mpii_official.RELEASE_FILE])
+  valid_h5 = _find(manual_dir, _ANNOTATION_DIRS, [mpii_official.VALID_H5_FILE])
+  train_json = _find(manual_dir, _ANNOTATION_DIRS, mpii_json.TRAIN_JSON_FILES)
+  valid_json = _find(manual_dir, _ANNOTATION_DIRS, mpii_json.VALID_JSON_FILES)
+  gt_valid = _find(manual_dir, _ANNOTATION_DIRS, GT_VALID_FILES)
+
+  official = {mpii_official.RELEASE_FILE: release,
+              mpii_official.VALID_H5_FILE: valid_h5}
+  json_files = {"annot/train.json": train_json,
+                "annot/valid.json": valid_json,
+                "annot/gt_valid.mat": gt_valid}
+  if all(official.values()):
+    layout = "official"
+  elif all(json_files.values()):
+    layout = "json"
+  elif any(json_files.values()) and not any(official.values()):
+    raise _missing_error(manual_dir, _absent(json_files))
+  else:
+    raise _missing_error(
+        manual_dir, _absent(official),
+        note=f"(or, layout (b): {', '.join(_absent(json_files))})\n")
+
+  images = os.path.join(manual_dir, IMAGES_DIR)
+  if not os.path.isdir(images):
+    raise _missing_error(manual_dir, [IMAGES_DIR + "/"])
+  return ManualFiles(layout=layout, images=images, release=release,
+                     valid_h5=valid_h5, train_json=train_json,
+                     valid_json=valid_json, gt_valid=gt_valid)
+
+
+# --------------------------------------------------------- reading splits --
+
+
+@dataclasses.dataclass
+class SplitRecords:
+  """One split's people, before validation, and what could not be matched."""
+  records: list[Record]
+  missing: list[str] = dataclasses.field(default_factory=list)
+
+
+def _check_valid_names(files: ManualFiles, validation: Sequence[Record],
+                       pairs: Sequence[tuple[int, int]]) -> None:
+  """Raises when valid.h5's image names contradict the release's."""
+  names = mpii_official.read_valid_h5_image_names(files.valid_h5)
+  if names is None:
+    return
+  by_pair = {(r["index"], r["person"]): r["image"] for r in validation}
+  for pair, name in zip(pairs, names):
+    if pair in by_pair and by_pair[pair] != name:
+      raise ValueError(
+          f"{files.valid_h5} names {name} for (index, person) {pair} but "
+          f"{files.release} has {by_pair[pair]}: the files do not belong "
+          "together.")
+
+
+def read_splits(files: ManualFiles) -> dict[str, SplitRecords]:
+  """Reads the annotations of either layout into `train` and `validation`.
+
+  Args:
+    files: from `find_manual_files`.
+
+  Returns:
+    {"train": ..., "validation": ...}; validation in valid.h5 / valid.json
+    order. People without points are included (the generator counts them).
+  """
+  if files.layout == "official":
+    records = mpii_official.read_release(files.release,
+                                         include_unannotated=True)
+    pairs = mpii_official.read_valid_h5(files.valid_h5)
+    split = mpii_official.split_records(records, pairs)
+    _check_valid_names(files, split.validation, pairs)
+    missing = [f"index {i}, person {p}" for i, p in split.missing]
+    return {"train": SplitRecords(split.train),
+            "validation": SplitRecords(split.validation, missing)}
+  return {
+      "train": SplitRecords(mpii_json.read_json(files.train_json)),
+      "validation": SplitRecords(
+          mpii_json.read_validation(files.valid_json, files.gt_valid)),
+  }
+
+
+# -------------------------------------------------------------- validation --
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageCheck:
+  """Whether an image file is usable: `reason` None, or why not."""
+  reason: Optional[str]
+  size: Optional[tuple[int, int]] = None  # (width, height)
+  detail: str = ""
+
+
+def inspect_image(path: str) -> ImageCheck:
+  """Checks that `path` is a whole, decodable JPEG, cheaply.
+
+  `draft` asks libjpeg for a 1/8-scale decode: every entropy-coded block is
+  still read, so a truncated or garbled file fails, at a fraction of the cost
+  of a full decode.
+
+  Args:
+    path: the image file.
+
+  Returns:
+    An `ImageCheck` with the full-resolution size when the image is usable.
+  """
+  if not os.path.isfile(path):
+    return ImageCheck(MISSING_IMAGE, detail=path)
+  try:
+    with Image.open(path) as image:
+      size = image.size
+      if image.format != "JPEG":
+        return ImageCheck(CORRUPT_IMAGE, detail=f"{image.format}, not JPEG")
+      if image.mode not in ("RGB", "L"):
+        return ImageCheck(CORRUPT_IMAGE, detail=f"mode {image.mode}")
+      image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+      image.load()
+  except (OSError, SyntaxError, ValueError) as e:  # PIL's decode errors.
+    return ImageCheck(CORRUPT_IMAGE, detail=str(e))
+  return ImageCheck(None, size=size)
+
+
+def validate_record(record: Record,
+                    image_size: Optional[tuple[int, int]] = None,
+                    require_head_box: bool = False) -> Optional[str]:
+  """Why a person must be skipped, or None when it is usable.
+
+  Args:
+    record: a record (see `mpii_official`).
+    image_size: (width, height) of its image, for the far-outside check; None
+      skips that check.
+    require_head_box: reject degenerate head boxes (validation: PCKh divides
+      by the head size).
+
+  Returns:
+    One of `SKIP_REASONS`, or None.
+  """
+  annotated = np.asarray(record["annotated"], bool)
+  numbers = [record["joints"], record["center"], record["scale"],
+             record["head_box"]]
+  if not all(np.all(np.isfinite(np.asarray(v, np.float64))) for v in numbers):
+    return NAN
+  if not annotated.any():
+    return NO_JOINTS
+  if not float(record["scale"]) > 0:
+    return BAD_SCALE
+  if image_size is not None:
+    # MPII has legitimate points slightly outside the frame (cut-off limbs);
+    # more than one image size away is an annotation error.
+    size = np.asarray(image_size, np.float64)
+    points = np.concatenate([np.asarray(record["joints"])[annotated],
+                             np.asarray(record["center"])[None]])
+    if np.any(points < -size) or np.any(points > 2 * size):
+      return OUTSIDE
+  if require_head_box:
+    x1, y1, x2, y2 = np.asarray(record["head_box"], np.float64)
+    if not (x2 > x1 and y2 > y1):
+      return ZERO_HEAD_BOX
+  return None
+
+
+def describe(record: Record) -> str:
+  """A person's name in logs: image and release indices."""
+  return (f"{record['image']} (index {record['index']}, "
+          f"person {record['person']})")
+
+
+class SkipLog:
+  """Counts kept and skipped people of one split; logs the first examples."""
+
+  def __init__(self, split: str, max_examples: int = 3):
+    self.split = split
+    self.max_examples = max_examples
+    self.kept = 0
+    self.skipped: collections.Counter[str] = collections.Counter()
+    self.examples: dict[str, list[str]] = collections.defaultdict(list)
+
+  def keep(self) -> None:
+    self.kept += 1
+
+  def skip(self, reason: str, what: str, detail: str = "") -> None:
+    self.skipped[reason] += 1
+    if len(self.examples[reason]) < self.max_examples:
+      example = f"{what}: {detail}" if detail else what
+      self.examples[reason].append(example)
+      logging.warning("mpii %s: skipping %s (%s)", self.split, example, reason)
+
+  def summary(self) -> str:
+    total = sum(self.skipped.values())
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.skipped.items()))
+    line = (f"mpii {self.split}: kept {self.kept} of {self.kept + total} "
+            f"people, skipped {total}")
+    return f"{line} ({reasons})" if total else line
+
+
+# ------------------------------------------------------------------ builder --
+
+
+def _example_key(position: int) -> int:
+  """An int key that keeps the generation order (`disable_shuffling`).
+
+  TFDS sorts examples by key and buckets them by the key's top bits; spreading
+  the keys over the 128-bit range keeps each bucket small instead of sorting
+  the whole split (gigabytes of JPEG) in one bucket in memory.
+  """
+  if not 0 <= position < 1 << 18:
+    raise ValueError(f"position {position} out of range")
+  return position << 110
+
+
+def _example(record: Record, image_path: str) -> dict[str, Any]:
+  return {
+      "image": image_path,  # TFDS stores the file's bytes as they are.
+      "image_name": record["image"],
+      "joints": record["joints"],
+      "annotated": record["annotated"],
+      "visible": record["visible"],
+      "center": record["center"],
+      "scale": np.float32(record["scale"]),
+      "head_box": record["head_box"],
+      "index": np.int32(record["index"]),
+      "person": np.int32(record["person"]),
+  }
+
+
+class Mpii(tfds.core.GeneratorBasedBuilder):
+  """MPII Human Pose, single person: one example per annotated person."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {
+      "1.0.0": ("Initial release: Tompson's validation split, official or "
+                "HRNet/mmpose JSON annotations, original JPEG bytes."),
+  }
+  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    """This file. TFDS 4.9.10's own lookup needs `importlib_resources`, which
+    it does not declare on Python >= 3.9 (tensorflow/datasets#11212)."""
+    return epath.Path(__file__)
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    # Per split: what the last build kept and skipped (tests read this).
+    self.reports: dict[str, SkipLog] = {}
+    self._image_checks: dict[str, ImageCheck] = {}
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    k = mpii.NUM_JOINTS
+    return self.dataset_info_from_configs(
+        description=(
+            "MPII Human Pose (Andriluka et al., CVPR 2014), one example per "
+            "person. Coordinates are 0-based pixels of the original image; "
+            "`center` and `scale` are MPII's raw objpos and scale (height/200)."
+            " Validation is Tompson et al.'s 2958 people in gt_valid.mat "
+            "order."),
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(encoding_format="jpeg"),
+            "image_name": tfds.features.Text(),
+            "joints": tfds.features.Tensor(shape=(k, 2), dtype=np.float32),
+            "annotated": tfds.features.Tensor(shape=(k,), dtype=np.bool_),
+            "visible": tfds.features.Tensor(shape=(k,), dtype=np.int32),
+            "center": tfds.features.Tensor(shape=(2,), dtype=np.float32),
+            "scale": tfds.features.Scalar(dtype=np.float32),
+            "head_box": tfds.features.Tensor(shape=(4,), dtype=np.float32),
+            "index": tfds.features.Scalar(dtype=np.int32),
+            "person": tfds.features.Scalar(dtype=np.int32),
+        }),
+        homepage="http://human-pose.mpi-inf.mpg.de/",
+        # Validation must stay in gt_valid.mat order; training shuffles in
+        # tf.data anyway.
+        disable_shuffling=True,
+        citation=_CITATION,
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    files = find_manual_files(dl_manager.manual_dir)
+    logging.info("mpii: layout %s in %s", files.layout, dl_manager.manual_dir)
+    splits = read_splits(files)
+    return {
+        name: self._generate_examples(
+            name, split, files.images, require_head_box=name == "validation")
+        for name, split in splits.items()
+    }
+
+  def _check_image(self, path: str) -> ImageCheck:
+    """`inspect_image`, once per file (people share images)."""
+    if path not in self._image_checks:
+      self._image_checks[path] = inspect_image(path)
+    return self._image_checks[path]
+
+  def _generate_examples(self, split: str, records: SplitRecords,
+                         images_dir: str, require_head_box: bool
+                         ) -> Iterator[tuple[int, dict[str, Any]]]:
+    log = self.reports[split] = SkipLog(split)
+    for what in records.missing:
+      log.skip(NOT_ANNOTATED, what)
+    for position, record in enumerate(records.records):
+      path = os.path.join(images_dir, record["image"])
+      check = self._check_image(path)
+      reason = check.reason or validate_record(record, check.size,
+                                               require_head_box)
+      if reason:
+        log.skip(reason, describe(record), check.detail)
+        continue
+      log.keep()
+      yield _example_key(position), _example(record, path)
+    logging.info(log.summary())
+
+
+def build(manual_dir: str, data_dir: str) -> tfds.core.DatasetBuilder:
+  """Prepares the `mpii` data set (once) and returns its builder.
+
+  Nothing is fetched from the network: no GCS lookup, no download.
+
+  Args:
+    manual_dir: the folder filled as `MANUAL_DOWNLOAD_INSTRUCTIONS` says.
+    data_dir: where TFDS writes (and later finds) the prepared data.
+
+  Returns:
+    The prepared builder; `builder.as_dataset(split=...)` reads it.
+
+  Raises:
+    MissingFilesError: `manual_dir` lacks a file (only checked when the data
+      set is not prepared yet).
+  """
+  builder = tfds.builder(Mpii.name, data_dir=os.path.expanduser(data_dir),
+                         try_gcs=False)
+  if not builder.is_prepared():
+    find_manual_files(manual_dir)  # Fail before TFDS sets anything up.
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=os.path.expanduser(manual_dir), try_download_gcs=False))
+  return builder
+
+
+_CITATION = """\
+@inproceedings{andriluka14cvpr,
+  author = {Mykhaylo Andriluka and Leonid Pishchulin and Peter Gehler and
+            Bernt Schiele},
+  title = {2D Human Pose Estimation: New Benchmark and State of the Art
+           Analysis},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition
+               (CVPR)},
+  year = {2014},
+}
+"""

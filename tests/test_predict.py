@@ -1,0 +1,233 @@
+"""Tests of inference on one's own images: crops from boxes, keypoints in
+original pixels, the command line's errors and the function it calls."""
+
+import functools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from acnn_jax import geometry
+from acnn_jax import models
+from acnn_jax import mpii
+from acnn_jax import predict
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = dict(num_stacks=2, features=16, num_joints=16, hourglass_depth=2,
+            attention_features=8)
+INPUT_SIZE = 64
+HEATMAP_SIZE = 16
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny():
+  model = models.ACNN(**TINY)
+  variables = models.init_variables(model, jax.random.PRNGKey(0), INPUT_SIZE)
+  return model, variables
+
+
+def _predictor(**kwargs):
+  model, variables = _tiny()
+  return predict.Predictor(model, variables, input_size=INPUT_SIZE, **kwargs)
+
+
+def _image(height, width, seed=0):
+  rng = np.random.RandomState(seed)
+  return (rng.rand(height, width, 3) * 255).astype(np.uint8)
+
+
+# Joint k peaks at heatmap pixel (x, y) = PEAKS[k]: integer pixels with equal
+# neighbours, so the codec adds no quarter offset and the answer is exact.
+PEAKS = np.array([(2 + k % 12, 3 + k // 2) for k in range(16)], np.float32)
+
+
+def _fake_predict_fn(seen):
+  """A stand-in for the network: the same Gaussians for every crop."""
+
+  def fn(variables, images):
+    del variables
+    seen.append(np.asarray(images))
+    grid = np.arange(HEATMAP_SIZE, dtype=np.float32)
+    dx = grid[None, :, None] - PEAKS[None, None, :, 0]
+    dy = grid[:, None, None] - PEAKS[None, None, :, 1]
+    one = np.exp(-(dx ** 2 + dy ** 2) / 2.0)
+    heatmaps = jnp.asarray(np.repeat(one[None], len(images), axis=0))
+    masks = jnp.ones((2, len(images), HEATMAP_SIZE, HEATMAP_SIZE, 1))
+    return dict(heatmaps=heatmaps, masks=masks,
+                stage_predictions=jnp.stack([heatmaps, heatmaps]))
+
+  return fn
+
+
+def _expected(center, scale):
+  matrix = geometry.affine_matrix(center, scale, HEATMAP_SIZE)
+  return geometry.apply_affine(geometry.invert_affine(matrix), PEAKS)
+
+
+def test_box_to_crop_pads_the_longer_side_by_mpii_padding():
+  center, scale = predict.box_to_crop((10, 20, 110, 60))
+  np.testing.assert_allclose(center, [60.0, 40.0])
+  assert scale == pytest.approx(100 * 1.25 / 200)
+
+
+@pytest.mark.parametrize("box", [(30.0, 12.0, 70.0, 44.0), None])
+def test_keypoints_are_mapped_back_to_original_pixels(box, monkeypatch):
+  predictor = _predictor()
+  seen = []
+  monkeypatch.setattr(predictor, "_predict_fn", _fake_predict_fn(seen))
+  image = _image(48, 80)
+  result = predictor(image, box=box)
+  if box is None:
+    # The whole 80 x 48 image: centre of its pixel centres, side 80 * 1.25.
+    center, scale = np.array([39.5, 23.5]), 80 * 1.25 / 200
+  else:
+    center, scale = np.array([50.0, 28.0]), 40 * 1.25 / 200
+  np.testing.assert_allclose(result.center, center)
+  assert result.scale == pytest.approx(scale)
+  np.testing.assert_allclose(result.keypoints, _expected(center, scale),
+                             atol=1e-3)
+  np.testing.assert_allclose(result.confidences, 1.0, atol=1e-6)
+  assert result.keypoints.dtype == np.float32
+  # The network saw one [0, 1] crop of the input size.
+  assert seen[0].shape == (1, INPUT_SIZE, INPUT_SIZE, 3)
+  assert 0.0 <= seen[0].min() and seen[0].max() <= 1.0
+
+
+def test_predict_batch_maps_each_image_with_its_own_crop(monkeypatch):
+  predictor = _predictor()
+  seen = []
+  monkeypatch.setattr(predictor, "_predict_fn", _fake_predict_fn(seen))
+  boxes = [(0.0, 0.0, 20.0, 40.0), None]
+  results = predictor.predict_batch([_image(60, 30), _image(90, 120)], boxes)
+  assert len(seen) == 1 and seen[0].shape[0] == 2  # one call for the batch
+  np.testing.assert_allclose(results[0].keypoints,
+                             _expected([10.0, 20.0], 40 * 1.25 / 200),
+                             atol=1e-3)
+  np.testing.assert_allclose(results[1].keypoints,
+                             _expected([59.5, 44.5], 120 * 1.25 / 200),
+                             atol=1e-3)
+
+
+def test_crop_uses_the_same_matrix_as_the_keypoints():
+  # Crop side 64 px for a 64 px input: the warp is a pure translation.
+  box = (10.0, 10.0, 10.0 + 64 / 1.25, 10.0 + 64 / 1.25)
+  image = np.zeros((80, 90, 3), np.uint8)
+  image[30, 40] = 255  # original (x, y) = (40, 30)
+  center, scale = predict.box_to_crop(box)
+  x, y = geometry.apply_affine(
+      geometry.affine_matrix(center, scale, INPUT_SIZE), [40.0, 30.0])
+  crop = predict.warp_crop(image, center, scale, INPUT_SIZE)
+  row, col = np.unravel_index(np.argmax(crop[..., 0]), crop.shape[:2])
+  assert (row, col) == (round(float(y)), round(float(x)))
+  result = _predictor()(image, box)
+  np.testing.assert_array_equal(
+      result.crop, np.round(crop * 255).astype(np.uint8))
+
+
+def test_tiny_model_end_to_end_and_batch_matches_single_calls():
+  predictor = _predictor()
+  images = [_image(70, 50, seed=1), _image(64, 64, seed=2)]
+  boxes = [(5, 8, 45, 60), None]
+  batch = predictor.predict_batch(images, boxes)
+  for image, box, result in zip(images, boxes, batch):
+    assert result.keypoints.shape == (16, 2)
+    assert result.confidences.shape == (16,)
+    assert result.masks.shape == (2, HEATMAP_SIZE, HEATMAP_SIZE)
+    assert result.heatmaps.shape == (HEATMAP_SIZE, HEATMAP_SIZE, 16)
+    assert result.crop.shape == (INPUT_SIZE, INPUT_SIZE, 3)
+    assert result.crop.dtype == np.uint8
+    assert np.all(np.isfinite(result.keypoints))
+    single = predictor(image, box)
+    np.testing.assert_allclose(single.keypoints, result.keypoints, atol=1e-3)
+    np.testing.assert_allclose(single.confidences, result.confidences,
+                               atol=1e-4)
+
+
+def test_bad_inputs_raise_input_errors(tmp_path):
+  predictor = _predictor()
+  with pytest.raises(predict.InputError, match="uint8"):
+    predictor(np.zeros((32, 32, 3), np.float32))
+  with pytest.raises(predict.InputError, match="x2 > x1"):
+    predictor(_image(32, 32), box=(10, 0, 5, 20))
+  with pytest.raises(predict.InputError, match="2 images but 1 boxes"):
+    predictor.predict_batch([_image(8, 8), _image(8, 8)], [None])
+  with pytest.raises(predict.InputError, match="not found"):
+    predictor(str(tmp_path / "missing.jpg"))
+
+
+@pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "1,2,3,4,5", "5,0,1,9"])
+def test_parse_box_rejects_bad_boxes(text):
+  with pytest.raises(predict.InputError, match="bad box"):
+    predict.parse_box(text)
+
+
+def test_parse_box_accepts_spaces_and_floats():
+  assert predict.parse_box(" 1, 2.5,30,40 ") == (1.0, 2.5, 30.0, 40.0)
+
+
+def test_load_image_reads_files_and_reports_unreadable_ones(tmp_path):
+  path = tmp_path / "gray.png"
+  Image.fromarray(np.full((5, 7), 128, np.uint8)).save(path)
+  image = predict.load_image(path)
+  assert image.shape == (5, 7, 3) and image.dtype == np.uint8
+  bad = tmp_path / "bad.jpg"
+  bad.write_text("not an image")
+  with pytest.raises(predict.InputError, match="cannot read image"):
+    predict.load_image(bad)
+
+
+def test_run_writes_the_figure_and_returns_named_keypoints(tmp_path):
+  path = tmp_path / "person.png"
+  Image.fromarray(_image(72, 48)).save(path)
+  output = tmp_path / "out" / "pose.png"
+  result = predict.run(_predictor(), str(path), box=(4, 6, 40, 70),
+                       output=str(output))
+  json.dumps(result)  # JSON-ready
+  assert result["image"] == str(path)
+  assert result["box"] == [4.0, 6.0, 40.0, 70.0]
+  assert [r["joint"] for r in result["keypoints"]] == list(mpii.JOINT_NAMES)
+  assert all(set(r) == {"joint", "x", "y", "confidence"}
+             for r in result["keypoints"])
+  figure = np.asarray(Image.open(output))
+  assert figure.shape[0] == 256 and figure.shape[1] > 256 * 3
+  assert figure.std() > 0
+
+
+def _cli(*args):
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  return subprocess.run([sys.executable, "-m", "acnn_jax.predict", *args],
+                        cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=120, check=False)
+
+
+def _assert_one_line_error(process, message):
+  assert process.returncode != 0
+  assert "Traceback" not in process.stderr
+  lines = [l for l in process.stderr.splitlines() if "predict: error:" in l]
+  assert len(lines) == 1 and message in lines[0], process.stderr
+
+
+def test_cli_reports_input_errors_in_one_line(tmp_path):
+  good = tmp_path / "good.png"
+  Image.fromarray(_image(16, 16)).save(good)
+  bad = tmp_path / "bad.jpg"
+  bad.write_text("not an image")
+  _assert_one_line_error(
+      _cli("--workdir", str(tmp_path), "--image", str(tmp_path / "no.jpg")),
+      "image file not found")
+  _assert_one_line_error(
+      _cli("--workdir", str(tmp_path), "--image", str(bad)),
+      "cannot read image")
+  _assert_one_line_error(
+      _cli("--workdir", str(tmp_path), "--image", str(good), "--box", "1,2,3"),
+      "bad box")
+  _assert_one_line_error(
+      _cli("--workdir", str(tmp_path / "nowhere"), "--image", str(good)),
+      "workdir or checkpoint not found")

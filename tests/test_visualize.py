@@ -1,0 +1,117 @@
+"""Tests of the pictures: sizes, dtypes, colours, masks and PNG files."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from acnn_jax import mpii
+from acnn_jax import visualize
+
+# A standing person on a 100 x 120 (H x W) picture, facing the viewer (their
+# right side on the image's left).
+POSE = np.array([
+    [40, 90], [42, 72], [48, 55], [72, 55], [78, 72], [80, 90],  # legs
+    [60, 55], [60, 30], [60, 24], [60, 10],  # pelvis .. head top
+    [25, 50], [32, 40], [45, 30], [75, 30], [88, 40], [95, 50],  # arms
+], np.float32)
+
+
+def _midpoint(a, b):
+  x, y = (POSE[a] + POSE[b]) / 2
+  return int(round(y)), int(round(x))
+
+
+def test_draw_skeleton_colours_left_and_right_limbs_differently():
+  image = np.zeros((100, 120, 3), np.uint8)
+  drawn = visualize.draw_skeleton(image, POSE)
+  assert drawn.shape == image.shape and drawn.dtype == np.uint8
+  assert drawn is not image and image.max() == 0  # input untouched
+  right = drawn[_midpoint(mpii.R_KNEE, mpii.R_ANKLE)]
+  left = drawn[_midpoint(mpii.L_KNEE, mpii.L_ANKLE)]
+  spine = drawn[_midpoint(mpii.THORAX, mpii.PELVIS)]
+  np.testing.assert_array_equal(right, visualize.SIDE_COLORS["right"])
+  np.testing.assert_array_equal(left, visualize.SIDE_COLORS["left"])
+  np.testing.assert_array_equal(spine, visualize.SIDE_COLORS["center"])
+  assert tuple(left) != tuple(right)
+  # Joints are drawn as dots in their side's colour.
+  x, y = POSE[mpii.L_WRIST].astype(int)
+  np.testing.assert_array_equal(drawn[y, x], visualize.SIDE_COLORS["left"])
+
+
+def test_draw_skeleton_leaves_out_unconfident_joints():
+  image = np.zeros((100, 120, 3), np.uint8)
+  confidences = np.ones(16)
+  confidences[mpii.R_ANKLE] = 0.05
+  drawn = visualize.draw_skeleton(image, POSE, confidences, threshold=0.2)
+  assert drawn[_midpoint(mpii.R_KNEE, mpii.R_ANKLE)].max() == 0
+  x, y = POSE[mpii.R_ANKLE].astype(int)
+  assert drawn[y, x].max() == 0
+  assert drawn[_midpoint(mpii.L_KNEE, mpii.L_ANKLE)].max() > 0
+  everything = visualize.draw_skeleton(image, POSE, confidences,
+                                       threshold=None)
+  assert everything[y, x].max() > 0
+
+
+def test_heatmap_overlay_and_grid_sizes():
+  crop = np.full((64, 64, 3), 100, np.uint8)
+  heatmaps = np.zeros((16, 16, 16), np.float32)
+  heatmaps[8, 4, 3] = 1.0  # joint 3 peaks at heatmap (x, y) = (4, 8)
+  overlay = visualize.heatmap_overlay(crop, heatmaps[..., 3])
+  assert overlay.shape == (64, 64, 3) and overlay.dtype == np.uint8
+  # Heatmap pixel (4, 8) covers crop pixels 16..19 x 32..35.
+  assert not np.array_equal(overlay[33, 17], crop[33, 17])
+  np.testing.assert_array_equal(overlay[5, 60], crop[5, 60])
+  grid = visualize.heatmap_grid(crop, heatmaps)
+  assert grid.shape == (4 * 64, 4 * 64, 3) and grid.dtype == np.uint8
+  with_max = visualize.heatmap_grid(crop, heatmaps, with_max=True)
+  assert with_max.shape == (5 * 64, 4 * 64, 3)
+
+
+def test_attention_overlay_blacks_out_discarded_regions():
+  crop = np.full((64, 64, 3), 200, np.uint8)
+  masks = np.ones((3, 16, 16, 1), np.float32)
+  masks[1, :, :8] = 0.2  # stage 2 discards the left half
+  masks[2] = 0.49  # stage 3 discards everything
+  panels = visualize.attention_overlay(crop, masks)
+  assert panels.shape == (64, 3 * 64, 3) and panels.dtype == np.uint8
+  first, second, third = np.split(panels, 3, axis=1)
+  assert first[40:, :].min() == 200  # below the label: all kept
+  assert second[40:, :32].max() == 0 and second[40:, 32:].min() == 200
+  assert third[40:].max() == 0
+  # (S, h, w) masks without the channel axis work too.
+  same = visualize.attention_overlay(crop, masks[..., 0])
+  np.testing.assert_array_equal(same, panels)
+
+
+def test_prediction_figure_and_png(tmp_path):
+  image = np.random.RandomState(0).randint(0, 255, (90, 60, 3)).astype(
+      np.uint8)
+  crop = np.random.RandomState(1).randint(0, 255, (64, 64, 3)).astype(
+      np.uint8)
+  figure = visualize.prediction_figure(
+      image, POSE * 0.5, np.ones(16), crop=crop, crop_keypoints=POSE * 0.5,
+      masks=np.ones((2, 16, 16)), heatmaps=np.zeros((16, 16, 16)),
+      height=128)
+  # Original resized to 128 rows (60 -> 85 columns), crop, heatmaps, 2 masks.
+  assert figure.shape == (128, 85 + 4 * 128, 3)
+  assert figure.dtype == np.uint8
+  with_grid = visualize.prediction_figure(
+      image, POSE * 0.5, crop=crop, heatmaps=np.zeros((16, 16, 16)),
+      height=128, show_grid=True)
+  assert with_grid.shape == (128 + 4 * 128, max(85 + 2 * 128, 4 * 128), 3)
+  path = tmp_path / "sub" / "figure.png"
+  visualize.save_png(figure, path)
+  assert path.stat().st_size > 0
+  np.testing.assert_array_equal(np.asarray(Image.open(path)), figure)
+
+
+@pytest.mark.parametrize("image", [
+    np.zeros((10, 12), np.uint8),
+    np.zeros((10, 12, 4), np.uint8),
+    np.full((10, 12, 3), 0.5, np.float32),
+])
+def test_other_image_layouts_become_rgb_uint8(image):
+  drawn = visualize.draw_skeleton(image, np.full((16, 2), np.nan))
+  assert drawn.shape == (10, 12, 3) and drawn.dtype == np.uint8
+  if image.dtype == np.float32:
+    assert drawn.max() == 128
