@@ -113,8 +113,19 @@ def config_dir_of(manager_dir: str) -> str:
 
 
 def restore_raw(manager_dir: str, step: int) -> Dict[str, Any]:
-  """Restores a saved state as a plain dict of arrays (no target needed)."""
-  return ocp.CheckpointManager(manager_dir).restore(step)
+  """Restores a saved state as a dict of arrays, with no model at hand.
+
+  The arrays land on this process's first device whatever devices saved
+  them (a checkpoint written by 8 GPUs loads on a laptop).
+  """
+  manager = ocp.CheckpointManager(
+      manager_dir, item_handlers=ocp.StandardCheckpointHandler())
+  metadata = manager.item_metadata(step)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree_util.tree_map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+      getattr(metadata, "tree", metadata))
+  return manager.restore(step, args=ocp.args.StandardRestore(target))
 
 
 def restore_variables(path: str, prefer_best: bool = False):
@@ -130,12 +141,14 @@ def restore_variables(path: str, prefer_best: bool = False):
   return variables, step, manager_dir
 
 
-def load_for_inference(path: str, prefer_best: bool = True):
+def load_for_inference(path: str, prefer_best: bool = True,
+                       config: Optional[ml_collections.ConfigDict] = None):
   """A model, its variables and its config, ready for `apply`.
 
   Args:
     path: see `resolve`.
     prefer_best: use the best-by-validation checkpoint when there is one.
+    config: use this config instead of the phase's saved config.json.
 
   Returns:
     (model, variables, config); `config.masks_to_one` is True for phase A
@@ -143,7 +156,10 @@ def load_for_inference(path: str, prefer_best: bool = True):
   """
   from acnn_jax import train  # pylint: disable=g-import-not-at-top
   variables, _, manager_dir = restore_variables(path, prefer_best)
-  config = load_config(config_dir_of(manager_dir))
+  if config is None:
+    config = load_config(config_dir_of(manager_dir))
+  else:
+    config = ml_collections.ConfigDict(config.to_dict())  # An unlocked copy.
   model = train.create_model(config)
   config.masks_to_one = config.phase == "a" or not config.get("attention",
                                                               True)

@@ -9,6 +9,9 @@ Command line: evaluate the best (else latest) checkpoint of a workdir:
 
   python -m acnn_jax.evaluate --workdir=runs/acnn [--phase=b] \
       [--config=configs/phase_b.py] [--pred_mat=pred.mat]
+
+`--config` replaces the phase's saved config.json (its model fields must match
+the checkpoint).
 """
 
 import dataclasses
@@ -19,6 +22,7 @@ from typing import Dict, List
 from absl import app
 from absl import flags
 from absl import logging
+from ml_collections import config_flags
 import jax
 import numpy as np
 import scipy.io
@@ -157,6 +161,9 @@ FLAGS = flags.FLAGS
 
 def _define_flags():
   flags.DEFINE_string("workdir", None, "Training workdir (or phase directory).")
+  config_flags.DEFINE_config_file(
+      "config", None, "Config file; default: the phase's saved config.json.",
+      lock_config=False)
   flags.DEFINE_string("phase", None, "Phase to evaluate (default: latest).")
   flags.DEFINE_string("pred_mat", None, "Also write predictions here.")
   flags.DEFINE_boolean("flip_test", None, "Override the config's flip test.")
@@ -178,7 +185,7 @@ def main(argv):
     path = checkpoints.phase_dir(path, FLAGS.phase)
   try:
     model, variables, config = checkpoints.load_for_inference(
-        path, prefer_best=FLAGS.best)
+        path, prefer_best=FLAGS.best, config=FLAGS.config)
   except (FileNotFoundError, ValueError) as e:
     raise app.UsageError(str(e))
   if FLAGS.flip_test is not None:

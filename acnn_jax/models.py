@@ -195,7 +195,11 @@ class Stage(nn.Module):
                  bn_axis_name=self.bn_axis_name, name="res")(y, train)
     ll = layers.dense(self.features, name="lin")(y)
     ll = nn.relu(layers.norm(name="lin_bn")(ll))
-    heatmaps = layers.dense(self.num_joints, name="heatmaps")(ll)
+    # HRNet/mmpose's init for the last layer: heatmaps start near zero, so
+    # training does not first spend steps erasing random maps.
+    heatmaps = layers.dense(
+        self.num_joints, name="heatmaps",
+        kernel_init=nn.initializers.normal(stddev=0.001))(ll)
     return ll, heatmaps
 
 

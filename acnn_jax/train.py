@@ -63,6 +63,9 @@ def validate_config(config: ml_collections.ConfigDict):
   for name in positive:
     if not config[name] > 0:
       raise ValueError(f"config.{name} must be positive, got {config[name]}.")
+  if config.optimizer not in OPTIMIZERS:
+    raise ValueError(f"config.optimizer must be one of {OPTIMIZERS}, got "
+                     f"{config.optimizer!r}.")
   devices = jax.device_count()
   if config.batch_size % devices:
     raise ValueError(
@@ -101,11 +104,18 @@ def create_learning_rate_fn(config, steps_per_epoch: int):
   return optax.piecewise_constant_schedule(config.learning_rate, boundaries)
 
 
+OPTIMIZERS = ("rmsprop", "adam")
+
+
 def create_optimizer(config, params, learning_rate_fn, phase: phases.Phase):
-  """RMSProp (pose-hg-train) on the phase's tasks; `set_to_zero` elsewhere."""
-  rmsprop = optax.rmsprop(learning_rate_fn, decay=config.rmsprop_decay,
+  """The phase's optimizer: RMSProp (pose-hg-train) or Adam on the trained
+  tasks, `optax.set_to_zero()` on the frozen one."""
+  if config.optimizer == "rmsprop":
+    inner = optax.rmsprop(learning_rate_fn, decay=config.rmsprop_decay,
                           eps=config.rmsprop_eps)
-  transforms = {task: rmsprop if task in phase.trained else optax.set_to_zero()
+  else:
+    inner = optax.adam(learning_rate_fn)
+  transforms = {task: inner if task in phase.trained else optax.set_to_zero()
                 for task in models.TASKS}
   return optax.multi_transform(transforms, models.task_labels(params))
 
@@ -151,7 +161,7 @@ def _task_norms(grads) -> Dict[str, jax.Array]:
   norms = {}
   for task in models.TASKS:
     leaves, _ = _split_params(grads, (task,))
-    norms[f"grad_norm_{task}"] = optax.global_norm(leaves)
+    norms[f"grad_norm_{task}"] = optax.tree.norm(leaves)
   return norms
 
 
@@ -205,10 +215,10 @@ def create_train_state(config, model, tx, rng) -> TrainState:
 
 
 def _abstract(tree):
+  """Shapes, dtypes and shardings of `tree`: restoring onto them lets a run
+  resume on another number of devices than the one that saved it."""
   return jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)
-      if not isinstance(x, jax.Array) else jax.ShapeDtypeStruct(x.shape,
-                                                                x.dtype),
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
       tree)
 
 
@@ -392,42 +402,45 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   table = None
   logging.info("Phase %s: %d steps (%d per epoch), global batch %d.",
                phase.name, num_steps, steps_per_epoch, config.batch_size)
-  for step in range(step_offset + 1, num_steps + 1):
-    with jax.profiler.StepTraceAnnotation("train", step_num=step):
-      batch = next(train_iter)
-      state, metrics = p_train_step(state, batch)
-      # Without blocking, many queued steps with collectives were seen to
-      # deadlock on multi-device CPU hosts; on accelerators it costs little.
-      if jax.devices()[0].platform == "cpu" and jax.device_count() > 1:
-        jax.block_until_ready(metrics)
-    pending_metrics.append(metrics)
-    images_seen += config.batch_size
-    for hook in hooks:
-      hook(step)
-    is_last = step == num_steps
-    if step % config.log_every_steps == 0 or is_last or (
-        step % config.checkpoint_every_steps == 0) or step % eval_every == 0:
-      fetched = jax.device_get(pending_metrics)
-      pending_metrics = []
-      _check_finite(fetched, step, last_manager.directory, last_good)
-      if step % config.log_every_steps == 0 or is_last:
-        summary = {f"train/{k}": float(np.mean([m[k] for m in fetched]))
-                   for k in fetched[0]}
-        elapsed = time.time() - train_start
-        summary["train/images_per_second"] = images_seen / max(elapsed, 1e-9)
-        train_start, images_seen = time.time(), 0
-        writer.write_scalars(step, summary)
-    if step % eval_every == 0 or is_last:
-      with report_progress.timed("eval"):
-        result = run_evaluation(step)
-      table = result.table
-      best_manager.save(step, args=_save_args(state),
-                        metrics={"Mean": table["Mean"]})
-    if step % config.checkpoint_every_steps == 0 or is_last:
-      last_manager.save(step, args=_save_args(state))
-      last_good = step
-  last_manager.wait_until_finished()
-  best_manager.wait_until_finished()
+  try:
+    for step in range(step_offset + 1, num_steps + 1):
+      with jax.profiler.StepTraceAnnotation("train", step_num=step):
+        batch = next(train_iter)
+        state, metrics = p_train_step(state, batch)
+        # Without blocking, many queued steps with collectives were seen to
+        # deadlock on multi-device CPU hosts; on accelerators it costs little.
+        if jax.devices()[0].platform == "cpu" and jax.device_count() > 1:
+          jax.block_until_ready(metrics)
+      pending_metrics.append(metrics)
+      images_seen += config.batch_size
+      for hook in hooks:
+        hook(step)
+      is_last = step == num_steps
+      if step % config.log_every_steps == 0 or is_last or (
+          step % config.checkpoint_every_steps == 0) or step % eval_every == 0:
+        fetched = jax.device_get(pending_metrics)
+        pending_metrics = []
+        _check_finite(fetched, step, last_manager.directory, last_good)
+        if step % config.log_every_steps == 0 or is_last:
+          summary = {f"train/{k}": float(np.mean([m[k] for m in fetched]))
+                     for k in fetched[0]}
+          elapsed = time.time() - train_start
+          summary["train/images_per_second"] = images_seen / max(elapsed, 1e-9)
+          train_start, images_seen = time.time(), 0
+          writer.write_scalars(step, summary)
+      if step % eval_every == 0 or is_last:
+        with report_progress.timed("eval"):
+          result = run_evaluation(step)
+        table = result.table
+        best_manager.save(step, args=_save_args(state),
+                          metrics={"Mean": table["Mean"]})
+      if step % config.checkpoint_every_steps == 0 or is_last:
+        last_manager.save(step, args=_save_args(state))
+        last_good = step
+  finally:
+    # Also on Ctrl-C or an error: finish writing the checkpoints begun.
+    last_manager.wait_until_finished()
+    best_manager.wait_until_finished()
   if table is None:  # Already trained to the end: evaluate what is there.
     table = run_evaluation(int(state.step)).table
   evaluate_lib.write_results(os.path.join(out_dir, "eval_results.json"), table,

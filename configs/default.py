@@ -58,6 +58,7 @@ def get_config():
 
   # Optimisation (ACNN.md section 2; pose-hg-train's RMSProp).
   config.batch_size = 12  # Global, over all devices and hosts.
+  config.optimizer = "rmsprop"  # 'rmsprop' (the paper's) or 'adam'.
   config.learning_rate = 5e-4
   config.rmsprop_decay = 0.99
   config.rmsprop_eps = 1e-8

@@ -1,17 +1,22 @@
 """The demo: phases A, B and C of a small ACNN on the synthetic MPII-format set.
 
-Sized for a 2-core CPU (`./launch.sh demo` runs all three phases in a row and
-prints their PCKh tables). One phase by hand:
+Sized for a 2-core CPU: `./launch.sh demo` runs the three phases in a row and
+prints their PCKh tables. One phase by hand:
 
   python -m acnn_jax.main --config=configs/demo.py:a --workdir=runs/demo
   python -m acnn_jax.main --config=configs/demo.py:b --workdir=runs/demo
   python -m acnn_jax.main --config=configs/demo.py:c --workdir=runs/demo
+
+Unlike the paper's recipe (configs/phase_*.py) the demo uses Adam: in 300
+steps of this small network RMSProp at 1e-3 stayed on the all-zero-heatmap
+plateau (loss 0.0058, the zero prediction's is 0.0062) while Adam at 2.5e-3
+reached 0.0035.
 """
 
 from configs import default
 
-# Per phase: (learning rate, steps). The paper's 2:2:1 split of epochs, shrunk.
-PHASES = {"a": (1e-3, 1500), "b": (5e-4, 400), "c": (5e-4, 400)}
+# Per phase: (learning rate, steps); the rate drops x0.1 for the last 20%.
+PHASES = {"a": (2.5e-3, 1500), "b": (1e-3, 200), "c": (5e-4, 200)}
 
 
 def get_config(phase="a"):
@@ -25,14 +30,15 @@ def get_config(phase="a"):
   config.synthetic_images = 600
   config.cache = True
   config.batch_size = 16
+  config.optimizer = "adam"
   config.learning_rate, steps = PHASES[phase]
-  # One "epoch" of 100 steps keeps the schedule, evaluation and checkpoints
-  # in round numbers; the rate drops x0.1 for the last 20% of each phase.
+  # "Epochs" of 100 steps keep the schedule, evaluation and checkpoints in
+  # round numbers.
   config.steps_per_epoch = 100
   config.num_epochs = steps // 100
   config.lr_boundaries = (0.8 * config.num_epochs,)
-  config.eval_every_epochs = 5
-  config.log_every_steps = 50
-  config.checkpoint_every_steps = 250
+  config.eval_every_epochs = 8
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 400
   config.num_pictures = 4
   return config

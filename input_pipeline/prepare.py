@@ -17,8 +17,6 @@ import tensorflow_datasets as tfds
 from input_pipeline import mpii_builder
 from input_pipeline import synthetic
 
-RELEASE_FILE = "mpii_human_pose_v1_u12_1.mat"
-
 
 def data_dirs(config: ml_collections.ConfigDict, workdir: str):
   """(manual_dir, data_dir) for a config and workdir."""
@@ -44,7 +42,7 @@ def prepare_builder(config: ml_collections.ConfigDict,
   manual_dir, data_dir = data_dirs(config, workdir)
   num_synthetic = config.get("synthetic_images", 0)
   if num_synthetic > 0 and not os.path.exists(
-      os.path.join(manual_dir, RELEASE_FILE)):
+      os.path.join(manual_dir, synthetic.RELEASE_FILE)):
     synthetic.generate(manual_dir, num_synthetic,
                        seed=config.get("synthetic_seed", 0))
   return mpii_builder.build(manual_dir, data_dir)
