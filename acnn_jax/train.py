@@ -434,6 +434,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         table = result.table
         best_manager.save(step, args=_save_args(state),
                           metrics={"Mean": table["Mean"]})
+        # Throughput counts training only.
+        train_start, images_seen = time.time(), 0
       if step % config.checkpoint_every_steps == 0 or is_last:
         last_manager.save(step, args=_save_args(state))
         last_good = step
