@@ -165,7 +165,3 @@ def load_for_inference(path: str, prefer_best: bool = True,
                                                               True)
   variables = jax.tree_util.tree_map(jax.numpy.asarray, variables)
   return model, variables, config
-
-
-def latest_step(manager: ocp.CheckpointManager) -> Optional[int]:
-  return manager.latest_step()

@@ -402,33 +402,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   table = None
   logging.info("Phase %s: %d steps (%d per epoch), global batch %d.",
                phase.name, num_steps, steps_per_epoch, config.batch_size)
+  # Without blocking, many queued steps with collectives were seen to
+  # deadlock on multi-device CPU hosts; on accelerators it costs little.
+  block_each_step = (jax.devices()[0].platform == "cpu" and
+                     jax.device_count() > 1)
   try:
     for step in range(step_offset + 1, num_steps + 1):
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         batch = next(train_iter)
         state, metrics = p_train_step(state, batch)
-        # Without blocking, many queued steps with collectives were seen to
-        # deadlock on multi-device CPU hosts; on accelerators it costs little.
-        if jax.devices()[0].platform == "cpu" and jax.device_count() > 1:
+        if block_each_step:
           jax.block_until_ready(metrics)
       pending_metrics.append(metrics)
       images_seen += config.batch_size
       for hook in hooks:
         hook(step)
       is_last = step == num_steps
-      if step % config.log_every_steps == 0 or is_last or (
-          step % config.checkpoint_every_steps == 0) or step % eval_every == 0:
+      log_now = step % config.log_every_steps == 0 or is_last
+      eval_now = step % eval_every == 0 or is_last
+      save_now = step % config.checkpoint_every_steps == 0 or is_last
+      if log_now or eval_now or save_now:
         fetched = jax.device_get(pending_metrics)
         pending_metrics = []
         _check_finite(fetched, step, last_manager.directory, last_good)
-        if step % config.log_every_steps == 0 or is_last:
+        if log_now:
           summary = {f"train/{k}": float(np.mean([m[k] for m in fetched]))
                      for k in fetched[0]}
           elapsed = time.time() - train_start
           summary["train/images_per_second"] = images_seen / max(elapsed, 1e-9)
           train_start, images_seen = time.time(), 0
           writer.write_scalars(step, summary)
-      if step % eval_every == 0 or is_last:
+      if eval_now:
         with report_progress.timed("eval"):
           result = run_evaluation(step)
         table = result.table
@@ -436,7 +440,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                           metrics={"Mean": table["Mean"]})
         # Throughput counts training only.
         train_start, images_seen = time.time(), 0
-      if step % config.checkpoint_every_steps == 0 or is_last:
+      if save_now:
         last_manager.save(step, args=_save_args(state))
         last_good = step
   finally:
