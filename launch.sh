@@ -2,6 +2,7 @@
 # The one front door of acnn-jax. Usage:
 #   ./launch.sh setup                      make .venv and install the project
 #   ./launch.sh test [pytest args]         setup if needed, run the test suite
+#                                          (-m "not slow": the quick part)
 #   ./launch.sh demo [WORKDIR]             setup if needed, run the built-in demo
 #   ./launch.sh train CONFIG WORKDIR [--config.field=value ...]   one phase
 #   ./launch.sh all WORKDIR [--config.field=value ...]            phases A, B, C
@@ -47,10 +48,15 @@ case "$cmd" in
   test)
     ensure_setup
     # Two workers fill the two cores of a CI machine; fake CPU devices are set
-    # in tests/conftest.py.
-    py -m pytest tests -n 2 -q "$@" ;;
+    # in tests/conftest.py. loadgroup keeps the tests that share the trained
+    # workdir fixture on one worker, so it is trained once.
+    py -m pytest tests -n 2 --dist loadgroup -q "$@" ;;
   demo)
     ensure_setup
+    # An optional first word that is not a flag is the workdir.
+    if [ $# -ge 1 ] && [ "${1#--}" = "$1" ]; then
+      set -- --workdir="$1" "${@:2}"
+    fi
     py -m acnn_jax.demo "$@" ;;
   train)
     [ $# -ge 2 ] || die "usage: ./launch.sh train CONFIG WORKDIR [--config.field=value ...]"
@@ -66,6 +72,6 @@ case "$cmd" in
     for phase in a b c; do
       py -m acnn_jax.main --config="configs/phase_$phase.py" --workdir="$workdir" "$@"
     done ;;
-  help|-h|--help) sed -n '2,10p' "$0" ;;
+  help|-h|--help) sed -n '2,11p' "$0" ;;
   *) die "unknown command '$cmd'; run './launch.sh help'." ;;
 esac

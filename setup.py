@@ -27,7 +27,9 @@ INSTALL_REQUIRES = [
 ]
 
 TEST_REQUIRES = [
-    "pytest>=8",
+    # pytest-xdist 3.8's `--dist loadgroup` (launch.sh) renames items through
+    # `Item._nodeid`, which pytest 9.2 no longer reads: its groups then split.
+    "pytest>=8,<9.2",
     "pytest-xdist>=3.5",
 ]
 

@@ -1,4 +1,4 @@
-"""Checkpoints of a workdir: where they live, saving, and restoring them.
+"""Checkpoints of a workdir: where they live, saving, restoring, phase chaining.
 
 A workdir holds one directory per phase:
 
@@ -8,23 +8,39 @@ A workdir holds one directory per phase:
   WORKDIR/phase_<p>/eval_results.json
 
 A training state is saved with orbax as one dict: `step`, `params`,
-`batch_stats` and `opt_state`.
+`batch_stats` and `opt_state`. Phase B starts from phase A's last checkpoint
+and C from B's (`start_variables`).
 """
 
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
+from absl import logging
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
-PHASES = ("a", "b", "c")
+from acnn_jax import configuration
+from acnn_jax import errors
+from acnn_jax import models
+from acnn_jax import phases
+
 CONFIG_FILE = "config.json"
 
 
 def phase_dir(workdir: str, phase: str) -> str:
+  """WORKDIR/phase_<phase>."""
   return os.path.join(workdir, f"phase_{phase}")
+
+
+def root_workdir(path: str) -> str:
+  """The workdir of a phase directory (or the path itself)."""
+  path = os.path.abspath(path)
+  if os.path.basename(path).startswith("phase_"):
+    return os.path.dirname(path)
+  return path
 
 
 def make_managers(directory: str, keep: int):
@@ -40,6 +56,24 @@ def make_managers(directory: str, keep: int):
   return last, best
 
 
+def save_state(manager: ocp.CheckpointManager, step: int,
+               state: Dict[str, Any], metrics=None) -> None:
+  """Starts saving a training state (a dict of arrays) as step `step`."""
+  manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics)
+
+
+def restore_latest(manager: ocp.CheckpointManager,
+                   template: Dict[str, Any]) -> Dict[str, Any]:
+  """The manager's latest state, restored onto the shapes, dtypes and
+  shardings of `template` (so a run can resume on another number of devices
+  than the one that saved it)."""
+  abstract = jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+      template)
+  return manager.restore(manager.latest_step(),
+                         args=ocp.args.StandardRestore(abstract))
+
+
 def save_config(config: ml_collections.ConfigDict, directory: str):
   """Writes the config as JSON (atomically, so a crash leaves the old one)."""
   os.makedirs(directory, exist_ok=True)
@@ -51,13 +85,18 @@ def save_config(config: ml_collections.ConfigDict, directory: str):
 
 
 def load_config(directory: str) -> ml_collections.ConfigDict:
+  """The config a phase directory was trained with (`configuration.complete`).
+
+  Raises:
+    errors.MissingError: the directory has no config.json.
+  """
   path = os.path.join(directory, CONFIG_FILE)
   if not os.path.exists(path):
-    raise FileNotFoundError(
+    raise errors.MissingError(
         f"{path} is missing: {directory} was not written by acnn_jax training "
         "(expected WORKDIR/phase_<p>/ with config.json and checkpoints/).")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return configuration.complete(ml_collections.ConfigDict(json.load(f)))
 
 
 def _steps(directory: str):
@@ -78,7 +117,7 @@ def resolve(path: str, prefer_best: bool = False) -> Tuple[str, int]:
     (manager directory, step).
 
   Raises:
-    FileNotFoundError: naming the path, when it holds no checkpoint.
+    errors.MissingError: naming the path, when it holds no checkpoint.
   """
   path = os.path.abspath(os.path.expanduser(path))
   base = os.path.basename(path)
@@ -91,7 +130,7 @@ def resolve(path: str, prefer_best: bool = False) -> Tuple[str, int]:
     phase_dirs = [path]
     if not os.path.exists(os.path.join(path, CONFIG_FILE)):
       # A workdir: the latest phase that has checkpoints.
-      phase_dirs = [phase_dir(path, p) for p in reversed(PHASES)]
+      phase_dirs = [phase_dir(path, p) for p in reversed(phases.NAMES)]
     for d in phase_dirs:
       order = ("best", "checkpoints") if prefer_best else ("checkpoints",
                                                            "best")
@@ -100,7 +139,7 @@ def resolve(path: str, prefer_best: bool = False) -> Tuple[str, int]:
     steps = _steps(directory)
     if steps:
       return directory, max(steps)
-  raise FileNotFoundError(
+  raise errors.MissingError(
       f"No checkpoint found in {path}: expected a workdir with phase_<p>/"
       "checkpoints/, a phase directory, or a checkpoints directory. Train "
       "first, e.g. `python -m acnn_jax.main --config=configs/phase_a.py "
@@ -141,8 +180,79 @@ def restore_variables(path: str, prefer_best: bool = False):
   return variables, step, manager_dir
 
 
+def _check_same_structure(expected, got, what, source):
+  if (jax.tree_util.tree_map(np.shape, expected) !=
+      jax.tree_util.tree_map(np.shape, got)):
+    raise errors.ConfigError(
+        f"The {what} of {source} do not match this config's model (a "
+        "different num_stacks, features, hourglass_depth or "
+        "attention_features?). Use the same model fields as the phase that "
+        "wrote it.")
+
+
+def start_variables(config: ml_collections.ConfigDict, workdir: str,
+                    phase: phases.Phase, template: Dict[str, Any]
+                    ) -> Optional[Dict[str, Any]]:
+  """The variables a fresh phase starts from: `config.init_from`, else the
+  previous phase's last checkpoint (B from A, C from B), else None (A).
+
+  Args:
+    config: reads `init_from`.
+    workdir: the run's workdir.
+    phase: the phase about to start.
+    template: {'params', 'batch_stats'} of this config's model, to check the
+      checkpoint against.
+
+  Returns:
+    {'params', 'batch_stats'} as jax arrays, or None to start from scratch.
+
+  Raises:
+    errors.MissingError: with the command to run first, when the previous
+      phase has no checkpoint.
+    errors.ConfigError: the checkpoint holds another model.
+  """
+  source = config.init_from
+  if not source:
+    if phase.previous is None:
+      return None
+    source = phase_dir(workdir, phase.previous)
+    if not os.path.isdir(os.path.join(source, "checkpoints")):
+      raise errors.MissingError(
+          f"Phase {phase.name.upper()} starts from phase "
+          f"{phase.previous.upper()}'s checkpoint, but {source}/checkpoints "
+          "does not exist. Run phase "
+          f"{phase.previous.upper()} first: python -m acnn_jax.main "
+          f"--config=configs/phase_{phase.previous}.py --workdir={workdir} "
+          "(or name a checkpoint with --config.init_from=PATH).")
+  variables, step, manager_dir = restore_variables(source)
+  _check_same_structure(template["params"], variables["params"], "parameters",
+                        manager_dir)
+  _check_same_structure(template["batch_stats"], variables["batch_stats"],
+                        "BatchNorm statistics", manager_dir)
+  logging.info("Phase %s starts from %s, step %d.", phase.name, manager_dir,
+               step)
+  return jax.tree_util.tree_map(jax.numpy.asarray, variables)
+
+
+class LoadedModel(NamedTuple):
+  """A trained network, ready for `apply` (see `load_for_inference`).
+
+  Attributes:
+    model: the `models.ACNN`.
+    variables: its {'params', 'batch_stats'}.
+    config: the config it was trained with (or the one given instead).
+    masks_to_one: run it as the plain stacked hourglass: phase A
+      checkpoints never trained their attention heads.
+  """
+  model: models.ACNN
+  variables: Dict[str, Any]
+  config: ml_collections.ConfigDict
+  masks_to_one: bool
+
+
 def load_for_inference(path: str, prefer_best: bool = True,
-                       config: Optional[ml_collections.ConfigDict] = None):
+                       config: Optional[ml_collections.ConfigDict] = None
+                       ) -> LoadedModel:
   """A model, its variables and its config, ready for `apply`.
 
   Args:
@@ -151,17 +261,15 @@ def load_for_inference(path: str, prefer_best: bool = True,
     config: use this config instead of the phase's saved config.json.
 
   Returns:
-    (model, variables, config); `config.masks_to_one` is True for phase A
-    checkpoints, whose attention heads were never trained.
+    A `LoadedModel`.
   """
-  from acnn_jax import train  # pylint: disable=g-import-not-at-top
   variables, _, manager_dir = restore_variables(path, prefer_best)
   if config is None:
     config = load_config(config_dir_of(manager_dir))
   else:
     config = ml_collections.ConfigDict(config.to_dict())  # An unlocked copy.
-  model = train.create_model(config)
-  config.masks_to_one = config.phase == "a" or not config.get("attention",
-                                                              True)
+  masks_to_one = phases.PHASES[config.phase].masks_to_one or not (
+      config.attention)
   variables = jax.tree_util.tree_map(jax.numpy.asarray, variables)
-  return model, variables, config
+  return LoadedModel(models.create_model(config), variables, config,
+                     masks_to_one)

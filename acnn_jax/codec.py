@@ -53,6 +53,7 @@ class HeatmapCodec:
       heatmaps: (h, h, K) float32, peak 1 at each kept joint, zeros elsewhere.
       weights: (K,) float32, 1 for annotated joints inside the heatmap.
     """
+    # Imported here: decoding (jax) must work without TensorFlow.
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     size = self.heatmap_size
     joints = tf.cast(joints, tf.float32)

@@ -13,23 +13,31 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import jax
+
+from acnn_jax import cli
+from acnn_jax import pckh
+from acnn_jax import phases as phases_lib
+from acnn_jax import train
+from configs import demo as demo_config
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "runs/demo", "Where the demo writes.")
-flags.DEFINE_string("phases", "abc", "Phases to run, in order.")
+
+
+def define_flags():
+  flags.DEFINE_string("workdir", "runs/demo", "Where the demo writes.")
+  flags.DEFINE_string("phases", "".join(phases_lib.NAMES),
+                      "Phases to run, in order.")
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  # pylint: disable=g-import-not-at-top
-  import jax
-  import tensorflow as tf
-  from acnn_jax import pckh
-  from acnn_jax import train
-  from configs import demo as demo_config
-  # pylint: enable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")
+  del argv  # cli.run allows none.
+  unknown = sorted(set(FLAGS.phases) - set(phases_lib.NAMES))
+  if unknown:
+    raise app.UsageError(
+        f"--phases={FLAGS.phases}: unknown phases {unknown}; use letters of "
+        f"{''.join(phases_lib.NAMES)!r}.")
+  cli.hide_gpus_from_tensorflow()
   logging.info("Devices: %s", jax.local_devices())
   tables, seconds = {}, {}
   start = time.time()
@@ -48,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, define_flags)

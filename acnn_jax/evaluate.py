@@ -19,7 +19,6 @@ import json
 import os
 from typing import Dict, List
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -27,11 +26,16 @@ import jax
 import numpy as np
 import scipy.io
 
+from acnn_jax import checkpoints
+from acnn_jax import cli
 from acnn_jax import codec as codec_lib
+from acnn_jax import configuration
 from acnn_jax import inference
 from acnn_jax import parallel
 from acnn_jax import pckh
 from acnn_jax import visualize
+from input_pipeline import pipeline
+from input_pipeline import prepare
 
 
 @dataclasses.dataclass
@@ -90,9 +94,9 @@ def evaluate(model, variables, batches, *, input_size: int,
   Args:
     model: the `models.ACNN` (its `bn_axis_name` is not used here).
     variables: {'params', 'batch_stats'} (host or device arrays).
-    batches: iterable of eval host batches from
-      `input_pipeline.create_dataset(config, 'validation', ...)`, with the
-      padding `mask`; each batch is split over the local devices.
+    batches: iterable of numpy eval host batches from
+      `pipeline.create_dataset(config, 'validation', ...)`, with the padding
+      `mask`; each batch is split over the local devices.
     input_size: the crops' side.
     flip_test: average with the mirrored crop's heatmaps.
     flip_shift: HRNet/mmpose's one-pixel shift of the flipped heatmaps.
@@ -106,9 +110,8 @@ def evaluate(model, variables, batches, *, input_size: int,
   codec = codec_lib.HeatmapCodec(input_size)
   predict_fn = inference.make_predict_fn(model, flip_test, flip_shift,
                                          masks_to_one)
-  p_fn = parallel.data_parallel(_device_fn(predict_fn, codec), "batch",
+  p_fn = parallel.data_parallel(_device_fn(predict_fn, codec), parallel.AXIS,
                                 in_axes=(None, 0), out_axes=0)
-  devices = jax.local_device_count()
   keys = ("joints", "annotated", "head_size", "index", "person")
   kept = {k: [] for k in keys + ("coords", "confidences")}
   pictures = []
@@ -117,9 +120,8 @@ def evaluate(model, variables, batches, *, input_size: int,
     if not pictures and num_pictures:
       pictures = _pictures(predict_fn, codec, variables, batch, num_pictures)
     inputs = {k: batch[k] for k in ("image", "center", "scale")}
-    sharded = jax.tree_util.tree_map(
-        lambda x: x.reshape((devices, -1) + x.shape[1:]), inputs)
-    coords, confidences = jax.device_get(p_fn(variables, sharded))
+    coords, confidences = jax.device_get(
+        p_fn(variables, parallel.shard(inputs)))
     real = batch["mask"] > 0
     kept["coords"].append(coords.reshape(-1, *coords.shape[2:])[real])
     kept["confidences"].append(
@@ -159,7 +161,7 @@ def write_results(path: str, table: Dict[str, float], **extra):
 FLAGS = flags.FLAGS
 
 
-def _define_flags():
+def define_flags():
   flags.DEFINE_string("workdir", None, "Training workdir (or phase directory).")
   config_flags.DEFINE_config_file(
       "config", None, "Config file; default: the phase's saved config.json.",
@@ -167,37 +169,30 @@ def _define_flags():
   flags.DEFINE_string("phase", None, "Phase to evaluate (default: latest).")
   flags.DEFINE_string("pred_mat", None, "Also write predictions here.")
   flags.DEFINE_boolean("flip_test", None, "Override the config's flip test.")
-  flags.DEFINE_boolean("best", True, "Prefer the best-by-validation checkpoint.")
+  flags.DEFINE_boolean("best", True,
+                       "Prefer the best-by-validation checkpoint.")
   flags.mark_flag_as_required("workdir")
 
 
 def main(argv):
-  del argv
-  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf
-  from acnn_jax import checkpoints
-  from acnn_jax import train
-  import input_pipeline
-  # pylint: enable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")
+  del argv  # cli.run allows none.
+  cli.hide_gpus_from_tensorflow()
   path = FLAGS.workdir
   if FLAGS.phase:
     path = checkpoints.phase_dir(path, FLAGS.phase)
-  try:
-    model, variables, config = checkpoints.load_for_inference(
-        path, prefer_best=FLAGS.best, config=FLAGS.config)
-  except (FileNotFoundError, ValueError) as e:
-    raise app.UsageError(str(e))
+  loaded = checkpoints.load_for_inference(path, prefer_best=FLAGS.best,
+                                          config=FLAGS.config)
+  config = loaded.config
   if FLAGS.flip_test is not None:
     config.flip_test = FLAGS.flip_test
-  builder = input_pipeline.prepare_builder(config, train.root_workdir(path))
-  ds = input_pipeline.create_dataset(
+  builder = prepare.prepare_builder(config, checkpoints.root_workdir(path))
+  ds = pipeline.create_dataset(
       config, "validation", builder,
-      batch_size=train.eval_batch_size(config))
-  result = evaluate(model, variables, input_pipeline.as_numpy(ds),
+      batch_size=configuration.eval_batch_size(config))
+  result = evaluate(loaded.model, loaded.variables, ds.as_numpy_iterator(),
                     input_size=config.input_size, flip_test=config.flip_test,
                     flip_shift=config.flip_shift,
-                    masks_to_one=config.masks_to_one)
+                    masks_to_one=loaded.masks_to_one)
   print(pckh.format_table(result.table))
   if FLAGS.pred_mat:
     write_pred_mat(FLAGS.pred_mat, result)
@@ -206,5 +201,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main)
+  cli.run(main, define_flags)

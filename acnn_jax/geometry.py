@@ -95,20 +95,24 @@ def apply_affine(matrix, points, xp=np):
 
 
 def heatmap_to_original(points, center, scale, heatmap_size, rotation=0.0,
-                        flip=False):
-  """Maps heatmap-pixel coordinates back to original-image pixels (numpy).
+                        flip=False, xp=np):
+  """Maps heatmap-pixel coordinates back to original-image pixels.
+
+  Evaluation and prediction decode joints through this (with `xp=jnp`, inside
+  jit), so there is one inverse of the crop.
 
   Args:
     points: (..., K, 2) coordinates on the heatmap grid.
     center, scale: the crop's centre and scale (after `mpii_crop`).
     heatmap_size: side of the heatmap.
     rotation, flip: the crop's rotation and flip, if any.
+    xp: array namespace (numpy or jax.numpy).
 
   Returns:
     (..., K, 2) float32 coordinates in the original image (0-based).
   """
-  matrix = affine_matrix(center, scale, heatmap_size, rotation, flip)
-  return apply_affine(invert_affine(matrix), points)
+  matrix = affine_matrix(center, scale, heatmap_size, rotation, flip, xp=xp)
+  return apply_affine(invert_affine(matrix, xp=xp), points, xp=xp)
 
 
 def warp_image(image, matrix, out_size):
@@ -122,6 +126,8 @@ def warp_image(image, matrix, out_size):
   Returns:
     (out_size, out_size, C) float32 tensor; pixels outside the image are 0.
   """
+  # Imported here so that decoding (`heatmap_to_original`, used by
+  # `acnn_jax.inference`) works in research code without TensorFlow.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tnp = tf.experimental.numpy
   inverse = invert_affine(tf.cast(matrix, tf.float32), xp=tnp)

@@ -124,13 +124,6 @@ def make_predict_fn(model, flip_test=True, flip_shift=False,
   return jax.jit(predict)
 
 
-def _heatmap_to_original(points, center, scale, heatmap_size):
-  """One crop's heatmap points -> original pixels, through `geometry` in jnp."""
-  matrix = geometry.affine_matrix(center, scale, heatmap_size, xp=jnp)
-  return geometry.apply_affine(geometry.invert_affine(matrix, xp=jnp), points,
-                               xp=jnp)
-
-
 @functools.partial(jax.jit, static_argnames=("codec",))
 def decode_to_original(codec, heatmaps, centers, scales):
   """Decodes heatmaps and maps the joints back to original-image pixels.
@@ -156,5 +149,6 @@ def decode_to_original(codec, heatmaps, centers, scales):
   coords, confidences = codec.decode(heatmaps)
   centers = jnp.asarray(centers, jnp.float32).reshape(-1, 2)
   scales = jnp.asarray(scales, jnp.float32).reshape(-1)
-  to_original = functools.partial(_heatmap_to_original, heatmap_size=size)
+  to_original = functools.partial(geometry.heatmap_to_original,
+                                  heatmap_size=size, xp=jnp)
   return jax.vmap(to_original)(coords, centers, scales), confidences

@@ -13,21 +13,25 @@ attention head f_c, to a one-channel mask M_i in [0, 1]:
 With every mask at 1 (`masks_to_one=True`) ACNN is exactly the stacked
 hourglass with intermediate supervision.
 
-Every 1x1 convolution is written as a Dense layer over the channel axis: the
-same parameters and function, but on CPU XLA runs it about 1.6x faster than
-`nn.Conv` with a 1x1 kernel (ACNN.md, "Speed on CPU").
+The hourglass building blocks are in `hourglass`; this file adds the
+attention heads and assembles the network.
 
 Parameters are split into two tasks by their top-level names: the attention
 heads are `attention_<i>`, everything else (stem, stages, inter-stage merges)
 makes heatmaps. `task_labels` turns that into an optax label tree.
 """
 
-import functools
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
+
+from acnn_jax.hourglass import Block
+from acnn_jax.hourglass import Merge
+from acnn_jax.hourglass import Stage
+from acnn_jax.hourglass import Stem
 
 HEATMAP_TASK = "heatmap"
 ATTENTION_TASK = "attention"
@@ -36,6 +40,8 @@ ATTENTION_PREFIX = "attention_"
 
 MASK_MODES = ("soft", "binary")
 COMBINE_MODES = ("gated", "additive")
+# Compute dtypes by their config names; parameters are always float32.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 class ACNNOutput(NamedTuple):
@@ -54,167 +60,6 @@ class ACNNOutput(NamedTuple):
   predictions: jax.Array
 
 
-class _Layers:
-  """Layer factories that carry the compute dtype and the BatchNorm settings."""
-
-  def __init__(self, dtype, train: bool, bn_axis_name: Optional[str]):
-    self.dtype = dtype
-    self.train = train
-    self.bn_axis_name = bn_axis_name
-
-  def dense(self, features, name=None, **kwargs):
-    """A 1x1 convolution as a Dense over the channel axis."""
-    return nn.Dense(features, dtype=self.dtype, param_dtype=jnp.float32,
-                    name=name, **kwargs)
-
-  def conv(self, features, kernel, strides=1, name=None):
-    return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
-                   padding=kernel // 2, dtype=self.dtype,
-                   param_dtype=jnp.float32, name=name)
-
-  def norm(self, name=None):
-    # PyTorch/Torch7 BatchNorm defaults: momentum 0.1 (flax 0.9), eps 1e-5.
-    return nn.BatchNorm(use_running_average=not self.train, momentum=0.9,
-                        epsilon=1e-5, dtype=self.dtype,
-                        param_dtype=jnp.float32,
-                        axis_name=self.bn_axis_name if self.train else None,
-                        name=name)
-
-
-class Residual(nn.Module):
-  """Newell's pre-activation bottleneck: BN-ReLU-1x1, BN-ReLU-3x3, BN-ReLU-1x1.
-
-  Attributes:
-    features: output channels (the bottleneck has half as many).
-    dtype: compute dtype.
-    bn_axis_name: pmap axis over which BatchNorm statistics are averaged.
-  """
-  features: int
-  dtype: Any = jnp.float32
-  bn_axis_name: Optional[str] = None
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    layers = _Layers(self.dtype, train, self.bn_axis_name)
-    half = self.features // 2
-    y = layers.dense(half, name="conv1")(nn.relu(layers.norm(name="bn1")(x)))
-    y = layers.conv(half, 3, name="conv2")(nn.relu(layers.norm(name="bn2")(y)))
-    y = layers.dense(self.features, name="conv3")(
-        nn.relu(layers.norm(name="bn3")(y)))
-    if x.shape[-1] != self.features:
-      x = layers.dense(self.features, name="skip")(x)
-    return x + y
-
-
-def _max_pool(x):
-  """2x2 max-pooling with stride 2 (sides are even by construction).
-
-  A reshape and a max, not `nn.max_pool`: the same values, but its gradient
-  avoids XLA's select-and-scatter, which ran 5x slower on CPU.
-  """
-  b, h, w, c = x.shape
-  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
-
-
-def _upsample_nearest(x):
-  """Doubles height and width by repeating each pixel (Torch7's nn.UpSampling)."""
-  b, h, w, c = x.shape
-  x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
-  return x.reshape(b, 2 * h, 2 * w, c)
-
-
-class Hourglass(nn.Module):
-  """Newell's recursive hourglass of `depth` levels (one residual per module).
-
-  up = Res(x); low = Res(pool(x)); low = Hourglass(depth - 1)(low) (or Res at
-  depth 1); low = Res(low); out = up + upsample(low).
-  """
-  depth: int
-  features: int
-  dtype: Any = jnp.float32
-  bn_axis_name: Optional[str] = None
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    res = functools.partial(Residual, self.features, dtype=self.dtype,
-                            bn_axis_name=self.bn_axis_name)
-    up = res(name="up")(x, train)
-    low = res(name="low1")(_max_pool(x), train)
-    if self.depth > 1:
-      low = Hourglass(self.depth - 1, self.features, dtype=self.dtype,
-                      bn_axis_name=self.bn_axis_name, name="inner")(low, train)
-    else:
-      low = res(name="low2")(low, train)
-    low = res(name="low3")(low, train)
-    return up + _upsample_nearest(low)
-
-
-class Stem(nn.Module):
-  """Newell's stem: conv7x7/2 + BN + ReLU, Res, max-pool, Res, Res.
-
-  Widths are F/4 -> F/2 -> F/2 -> F, i.e. 64 -> 128 -> 128 -> 256 for F=256 as in
-  pose-hg-train; tiny test networks shrink with F. Output: (B, H/4, W/4, F).
-  """
-  features: int
-  dtype: Any = jnp.float32
-  bn_axis_name: Optional[str] = None
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    layers = _Layers(self.dtype, train, self.bn_axis_name)
-    res = functools.partial(Residual, dtype=self.dtype,
-                            bn_axis_name=self.bn_axis_name)
-    quarter, half = self.features // 4, self.features // 2
-    x = layers.conv(quarter, 7, strides=2, name="conv")(x)
-    x = nn.relu(layers.norm(name="bn")(x))
-    x = res(half, name="res1")(x, train)
-    x = _max_pool(x)
-    x = res(half, name="res2")(x, train)
-    return res(self.features, name="res3")(x, train)
-
-
-class Stage(nn.Module):
-  """One hourglass stage: Hourglass, Res, conv1x1+BN+ReLU -> ll, conv1x1 -> H.
-
-  Returns:
-    (ll, heatmaps): the stage's last features (B, h, w, F) and its heatmaps
-    (B, h, w, K) with no BN or ReLU on them.
-  """
-  depth: int
-  features: int
-  num_joints: int
-  dtype: Any = jnp.float32
-  bn_axis_name: Optional[str] = None
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    layers = _Layers(self.dtype, train, self.bn_axis_name)
-    y = Hourglass(self.depth, self.features, dtype=self.dtype,
-                  bn_axis_name=self.bn_axis_name, name="hourglass")(x, train)
-    y = Residual(self.features, dtype=self.dtype,
-                 bn_axis_name=self.bn_axis_name, name="res")(y, train)
-    ll = layers.dense(self.features, name="lin")(y)
-    ll = nn.relu(layers.norm(name="lin_bn")(ll))
-    # HRNet/mmpose's init for the last layer: heatmaps start near zero, so
-    # training does not first spend steps erasing random maps.
-    heatmaps = layers.dense(
-        self.num_joints, name="heatmaps",
-        kernel_init=nn.initializers.normal(stddev=0.001))(ll)
-    return ll, heatmaps
-
-
-class Merge(nn.Module):
-  """Newell's inter-stage connection: X + conv1x1(ll) + conv1x1(H)."""
-  features: int
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x, ll, heatmaps):
-    layers = _Layers(self.dtype, False, None)
-    return (x + layers.dense(self.features, name="features")(ll) +
-            layers.dense(self.features, name="heatmaps")(heatmaps))
-
-
 def binarize_straight_through(mask):
   """Forward: exactly `mask > 0.5` as 0/1; backward: the identity (so the
   gradient reaching the mask is the sigmoid's, as in a straight-through
@@ -223,7 +68,7 @@ def binarize_straight_through(mask):
   return hard + (mask - jax.lax.stop_gradient(mask))
 
 
-class AttentionHead(nn.Module):
+class AttentionHead(Block):
   """ACNN's f_c: conv3x3+BN+ReLU twice, conv1x1 to one channel, sigmoid.
 
   The last layer's kernel starts at zero and its bias at `bias_init`, so every
@@ -236,17 +81,14 @@ class AttentionHead(nn.Module):
   features: int
   mask_mode: str = "soft"
   bias_init: float = 4.0
-  dtype: Any = jnp.float32
-  bn_axis_name: Optional[str] = None
 
   @nn.compact
   def __call__(self, ll, train: bool = False):
-    layers = _Layers(self.dtype, train, self.bn_axis_name)
     y = ll
     for i in (1, 2):
-      y = layers.conv(self.features, 3, name=f"conv{i}")(y)
-      y = nn.relu(layers.norm(name=f"bn{i}")(y))
-    logits = layers.dense(
+      y = self.conv(self.features, 3, name=f"conv{i}")(y)
+      y = nn.relu(self.norm(train, f"bn{i}")(y))
+    logits = self.dense(
         1, name="logits", kernel_init=nn.initializers.zeros,
         bias_init=nn.initializers.constant(self.bias_init))(y)
     mask = nn.sigmoid(logits.astype(jnp.float32))
@@ -255,7 +97,7 @@ class AttentionHead(nn.Module):
     return mask
 
 
-class ACNN(nn.Module):
+class ACNN(Block):
   """The attention stacked hourglass (ACNN).
 
   The stem is Newell's (conv7x7/2 to 64, Res 64->128, pool, Res 128->128,
@@ -277,10 +119,10 @@ class ACNN(nn.Module):
     mask_mode: 'soft' (sigmoid) or 'binary' (straight-through m > 0.5).
     combine: 'gated' (P_i = M H_i + (1 - M) P_{i-1}) or 'additive'
       (P_i = H_i + (1 - M) P_{i-1}, the paper's literal Eq. 4).
-    dtype: compute dtype (float32 or bfloat16); parameters stay float32 and
-      outputs are float32.
-    bn_axis_name: pmap axis name over which BatchNorm averages batch
-      statistics during training (None outside pmap).
+    dtype: (keyword-only) compute dtype, float32 or bfloat16; parameters
+      stay float32 and outputs are float32.
+    bn_axis_name: (keyword-only) pmap axis name over which BatchNorm averages
+      batch statistics during training (None outside pmap).
   """
   num_stacks: int = 4
   features: int = 256
@@ -291,25 +133,29 @@ class ACNN(nn.Module):
   attention_bias_init: float = 4.0
   mask_mode: str = "soft"
   combine: str = "gated"
-  dtype: Any = jnp.float32
-  bn_axis_name: Optional[str] = None
 
-  def check_fields(self):
-    """Raises a ValueError naming the first field with a bad value."""
+  def check_fields(self, owner: str = "ACNN", error=ValueError):
+    """Raises `error` naming the first field with a bad value.
+
+    Args:
+      owner: how the message names the fields ('ACNN.mask_mode'; the config
+        validation passes 'config', whose fields have the same names).
+      error: the exception type to raise.
+    """
     if self.mask_mode not in MASK_MODES:
-      raise ValueError(f"ACNN.mask_mode must be one of {MASK_MODES}, "
-                       f"got {self.mask_mode!r}.")
+      raise error(f"{owner}.mask_mode must be one of {MASK_MODES}, "
+                  f"got {self.mask_mode!r}.")
     if self.combine not in COMBINE_MODES:
-      raise ValueError(f"ACNN.combine must be one of {COMBINE_MODES}, "
-                       f"got {self.combine!r}.")
-    if self.features % 4:
-      raise ValueError(f"ACNN.features must be divisible by 4, got "
-                       f"{self.features}.")
+      raise error(f"{owner}.combine must be one of {COMBINE_MODES}, "
+                  f"got {self.combine!r}.")
     for name in ("num_stacks", "features", "num_joints", "hourglass_depth",
                  "attention_features"):
       if getattr(self, name) < 1:
-        raise ValueError(f"ACNN.{name} must be positive, got "
-                         f"{getattr(self, name)}.")
+        raise error(f"{owner}.{name} must be positive, got "
+                    f"{getattr(self, name)}.")
+    if self.features % 4:
+      raise error(f"{owner}.features must be divisible by 4, got "
+                  f"{self.features}.")
 
   def _check(self, images):
     self.check_fields()
@@ -347,7 +193,7 @@ class ACNN(nn.Module):
     train_heatmap = train and frozen_task != HEATMAP_TASK
     train_attention = train and frozen_task != ATTENTION_TASK
     use_attention = self.attention and not masks_to_one
-    common = dict(dtype=self.dtype, bn_axis_name=self.bn_axis_name)
+    common = self.common
 
     x = Stem(self.features, name="stem", **common)(
         images.astype(self.dtype), train_heatmap)
@@ -359,7 +205,8 @@ class ACNN(nn.Module):
       h = h.astype(jnp.float32)
       if use_attention:
         m = AttentionHead(self.attention_features, self.mask_mode,
-                          self.attention_bias_init, name=f"{ATTENTION_PREFIX}{i}",
+                          self.attention_bias_init,
+                          name=f"{ATTENTION_PREFIX}{i}",
                           **common)(ll, train_attention)
       else:
         m = jnp.ones(h.shape[:-1] + (1,), jnp.float32)
@@ -390,7 +237,9 @@ def task_of_path(path) -> str:
   """The task ('heatmap' or 'attention') of a parameter given its key path."""
   top = path[0]
   name = getattr(top, "key", getattr(top, "name", top))
-  return ATTENTION_TASK if str(name).startswith(ATTENTION_PREFIX) else HEATMAP_TASK
+  if str(name).startswith(ATTENTION_PREFIX):
+    return ATTENTION_TASK
+  return HEATMAP_TASK
 
 
 def task_labels(tree):
@@ -435,3 +284,38 @@ def init_variables(model: ACNN, rng, image_size, batch_size: int = 1):
   dummy = jnp.zeros((batch_size, *image_size, 3), jnp.float32)
   model = model.clone(bn_axis_name=None)
   return jax.jit(lambda r: model.init(r, dummy, train=False))(rng)
+
+
+def split_by_task(params, tasks):
+  """The top-level entries of `params` that belong to `tasks`, and the rest.
+
+  Args:
+    params: a params (or gradient, or update) tree of the ACNN.
+    tasks: task names (`TASKS`).
+
+  Returns:
+    (inside, outside): two dicts of top-level entries.
+  """
+  inside = {k: v for k, v in params.items() if task_of_path((k,)) in tasks}
+  outside = {k: v for k, v in params.items() if k not in inside}
+  return inside, outside
+
+
+def create_model(config: ml_collections.ConfigDict,
+                 bn_axis_name: Optional[str] = None) -> ACNN:
+  """The ACNN that a training config describes (configs/default.py).
+
+  Args:
+    config: reads the model fields num_stacks, features, num_joints,
+      hourglass_depth, attention, attention_features, attention_bias_init,
+      mask_mode, combine and dtype (a key of `DTYPES`).
+    bn_axis_name: pmap axis for BatchNorm statistics during training.
+  """
+  return ACNN(
+      num_stacks=config.num_stacks, features=config.features,
+      num_joints=config.num_joints, hourglass_depth=config.hourglass_depth,
+      attention=config.attention,
+      attention_features=config.attention_features,
+      attention_bias_init=config.attention_bias_init,
+      mask_mode=config.mask_mode, combine=config.combine,
+      dtype=DTYPES[config.dtype], bn_axis_name=bn_axis_name)

@@ -1,4 +1,4 @@
-"""MPII Human Pose facts as data: joint names, flip pairs, skeleton, table columns.
+"""MPII Human Pose facts as data: joints, flip pairs, skeleton, PCKh conventions.
 
 Every other module takes these from here (mmpose's "dataset metainfo" idea), so a
 joint index or a flip pair is written once. Joint order is MPII's official `id`
@@ -64,6 +64,26 @@ PCKH_COLUMNS = (
 )
 MEAN_JOINTS = tuple(j for j in range(NUM_JOINTS) if j not in (PELVIS, THORAX))
 OFFICIAL_HEAD_JOINTS = (UPPER_NECK, HEAD_TOP)
+
+# PCKh's head size: 0.6 x the diagonal of the head box (the official
+# toolkit's factor; pose-hg-train's valid.h5 stores the result as `normalize`).
+HEAD_SIZE_FACTOR = 0.6
+
+
+def head_size(boxes, xp=np):
+  """PCKh's head size of head boxes: 0.6 x their diagonal.
+
+  Args:
+    boxes: (..., 4) head boxes x1, y1, x2, y2 (numpy, or TensorFlow tensors
+      with `xp=tf.experimental.numpy`).
+    xp: array namespace.
+
+  Returns:
+    (...) head sizes, in the boxes' dtype.
+  """
+  boxes = xp.asarray(boxes)
+  diagonal = boxes[..., 2:] - boxes[..., :2]
+  return HEAD_SIZE_FACTOR * xp.sqrt(xp.sum(diagonal * diagonal, axis=-1))
 
 # Crop conventions of pose-hg-train (ACNN.md section 3): MPII's `scale` is the
 # person's height / 200 px; the crop is centred 15*scale px below `objpos` and

@@ -5,7 +5,7 @@ Conventions (ACNN.md section 4):
 * Coordinates: predictions and ground truth must be in the same frame; only
   distances matter, so a shared offset cancels. The files (and this module's
   CLI) use MPII's 1-based image pixels.
-* Head size: 0.6 x the diagonal of the head box (`head_sizes_from_boxes`);
+* Head size: 0.6 x the diagonal of the head box (`mpii.head_size`);
   pose-hg-train's `valid.h5` stores it ready-made as `normalize`.
 * A joint is correct when distance / head size <= threshold (inclusive, as in
   the official `evaluatePCKh.m`). Only annotated joints count, in the numerator
@@ -17,8 +17,9 @@ Conventions (ACNN.md section 4):
   head top (the toolkit's own Head column). Values are percentages; a column
   with no annotated joint is NaN.
 
-Ground truth is read from either `gt_valid.mat` (`pos_gt_src`, `jnt_missing`,
-`headboxes_src`) or pose-hg-train's `valid.h5` (`part`, `normalize`).
+Ground truth is read from either `gt_valid.mat` (through
+`input_pipeline.mpii_json.parse_gt_valid`, the reader training uses too) or
+pose-hg-train's `valid.h5` (`part`, `normalize`).
 Note that `valid.h5` stores integer `part` coordinates, so on the reference
 hourglass predictions it agrees with `gt_valid.mat` at threshold 0.5 (to 0.03)
 but reads about 0.4 lower at 0.1; `gt_valid.mat` is the reference.
@@ -28,22 +29,19 @@ CLI:
 """
 
 import json
-import os
-import sys
 from typing import Dict, NamedTuple, Tuple
 
-import h5py
+from absl import flags
 import numpy as np
-import scipy.io
 
+from acnn_jax import cli
+from acnn_jax import errors
 from acnn_jax import mpii
+from input_pipeline import array_files
+from input_pipeline import mpii_json
 
 TABLE_KEYS = tuple(name for name, _ in mpii.PCKH_COLUMNS) + (
     "Mean", "Mean@0.1", "OfficialHead")
-
-# gt_valid.mat stores head sizes as boxes; 0.6 x diagonal is the official
-# factor that turns one into a head size.
-HEAD_SIZE_FACTOR = 0.6
 
 
 class GroundTruth(NamedTuple):
@@ -59,31 +57,6 @@ class GroundTruth(NamedTuple):
   head_sizes: np.ndarray
 
 
-def head_sizes_from_boxes(boxes) -> np.ndarray:
-  """Head sizes (0.6 x head-box diagonal) from head boxes.
-
-  Args:
-    boxes: (N, 4) rows of x1, y1, x2, y2, or gt_valid.mat's `headboxes_src`
-      layout (2, 2, N): [0] = (x1, y1) and [1] = (x2, y2) for each person.
-
-  Returns:
-    (N,) float64 head sizes.
-
-  Raises:
-    ValueError: for any other shape.
-  """
-  boxes = np.asarray(boxes, dtype=np.float64)
-  if boxes.ndim == 2 and boxes.shape[1] == 4:
-    corner1, corner2 = boxes[:, :2], boxes[:, 2:]
-  elif boxes.ndim == 3 and boxes.shape[:2] == (2, 2):
-    corner1, corner2 = boxes[0].T, boxes[1].T
-  else:
-    raise ValueError(
-        f"head boxes must be (N, 4) as x1, y1, x2, y2 or (2, 2, N) as in "
-        f"gt_valid.mat's headboxes_src, got shape {boxes.shape}.")
-  return HEAD_SIZE_FACTOR * np.linalg.norm(corner2 - corner1, axis=-1)
-
-
 def _check_inputs(predictions, ground_truth, annotated, head_sizes):
   """Validates shapes and values; returns float/bool numpy arrays."""
   predictions = np.asarray(predictions, dtype=np.float64)
@@ -97,25 +70,26 @@ def _check_inputs(predictions, ground_truth, annotated, head_sizes):
                             ("head_sizes", head_sizes, ())):
     if array.ndim != 1 + len(tail) or array.shape[1:] != tail:
       want = ", ".join(["N"] + [str(d) for d in tail])
-      raise ValueError(f"{name} must have shape ({want}), got {array.shape}.")
+      raise errors.InputError(
+          f"{name} must have shape ({want}), got {array.shape}.")
   n = predictions.shape[0]
   for name, array in (("ground_truth", ground_truth), ("annotated", annotated),
                       ("head_sizes", head_sizes)):
     if array.shape[0] != n:
-      raise ValueError(f"{name} has {array.shape[0]} people but predictions "
-                       f"have {n}: they must describe the same people in the "
-                       "same order.")
+      raise errors.InputError(
+          f"{name} has {array.shape[0]} people but predictions have {n}: "
+          "they must describe the same people in the same order.")
   if not np.isfinite(predictions).all():
     bad = np.argwhere(~np.isfinite(predictions).all(-1))[0]
-    raise ValueError(f"predictions contain NaN or inf (first at person "
-                     f"{bad[0]}, joint {bad[1]}); every joint needs a finite "
-                     "prediction.")
+    raise errors.InputError(
+        f"predictions contain NaN or inf (first at person {bad[0]}, joint "
+        f"{bad[1]}); every joint needs a finite prediction.")
   if not np.isfinite(ground_truth[annotated]).all():
-    raise ValueError("ground_truth has NaN or inf at annotated joints.")
+    raise errors.InputError("ground_truth has NaN or inf at annotated joints.")
   if not (np.isfinite(head_sizes) & (head_sizes > 0)).all():
     bad = int(np.argmax(~(np.isfinite(head_sizes) & (head_sizes > 0))))
-    raise ValueError(f"head sizes must be positive and finite; person {bad} "
-                     f"has {head_sizes[bad]}.")
+    raise errors.InputError(f"head sizes must be positive and finite; person "
+                            f"{bad} has {head_sizes[bad]}.")
   return predictions, ground_truth, annotated, head_sizes
 
 
@@ -129,8 +103,8 @@ def _correct_and_counts(predictions, ground_truth, annotated, head_sizes,
 
 def _check_threshold(threshold):
   if not (np.isfinite(threshold) and threshold >= 0):
-    raise ValueError(f"threshold must be a finite number >= 0, got "
-                     f"{threshold}.")
+    raise errors.InputError(f"threshold must be a finite number >= 0, got "
+                            f"{threshold}.")
 
 
 def _pooled(correct, counts, joints) -> float:
@@ -157,8 +131,8 @@ def pckh(predictions, ground_truth, annotated, head_sizes,
     counts: (16,) int, annotated joints per joint type.
 
   Raises:
-    ValueError: on bad shapes, mismatched N, non-finite predictions, or
-      non-positive head sizes.
+    errors.InputError (a ValueError): on bad shapes, mismatched N, non-finite
+      predictions, or non-positive head sizes.
   """
   _check_threshold(threshold)
   arrays = _check_inputs(predictions, ground_truth, annotated, head_sizes)
@@ -184,7 +158,7 @@ def pckh_table(predictions, ground_truth, annotated, head_sizes,
     Ankle, Mean, Mean@0.1, OfficialHead), percentages as Python floats.
 
   Raises:
-    ValueError: as `pckh`.
+    errors.InputError: as `pckh`.
   """
   _check_threshold(threshold)
   arrays = _check_inputs(predictions, ground_truth, annotated, head_sizes)
@@ -223,27 +197,6 @@ def format_table(table: Dict[str, float], threshold: float = 0.5) -> str:
 # ---------------------------------------------------------------- file reading
 
 
-def _require_file(path, what):
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{what} file {path!r} does not exist.")
-
-
-def _read_arrays(path, what) -> Dict[str, np.ndarray]:
-  """All top-level arrays of an HDF5 file or a MATLAB v5 .mat file."""
-  _require_file(path, what)
-  # Decide by content, not extension: MATLAB v7.3 .mat files are HDF5.
-  if h5py.is_hdf5(path):
-    with h5py.File(path, "r") as f:
-      return {key: np.asarray(f[key]) for key in f
-              if isinstance(f[key], h5py.Dataset)}
-  try:
-    return scipy.io.loadmat(path)
-  except Exception as e:  # pylint: disable=broad-except
-    # scipy raises several types for non-MAT input; one message serves all.
-    raise ValueError(f"{what} file {path!r} is neither HDF5 nor a MATLAB .mat "
-                     f"file ({type(e).__name__}: {e}).") from e
-
-
 def load_ground_truth(path: str) -> GroundTruth:
   """Reads gt_valid.mat or pose-hg-train's valid.h5 ground truth.
 
@@ -260,41 +213,30 @@ def load_ground_truth(path: str) -> GroundTruth:
     A `GroundTruth`.
 
   Raises:
-    FileNotFoundError: if `path` does not exist.
-    ValueError: if it is neither kind of file, or its arrays are malformed.
+    errors.MissingError: if `path` does not exist (a FileNotFoundError).
+    errors.InputError: if it is neither kind of file, or its arrays are
+      malformed (a ValueError).
   """
-  arrays = _read_arrays(path, "ground-truth")
+  arrays = array_files.read_arrays(path, "ground-truth")
   k = mpii.NUM_JOINTS
-  if {"pos_gt_src", "jnt_missing", "headboxes_src"} <= arrays.keys():
-    joints = np.asarray(arrays["pos_gt_src"], np.float64)
-    missing = np.asarray(arrays["jnt_missing"])
-    if joints.ndim != 3 or joints.shape[:2] != (k, 2):
-      raise ValueError(f"{path!r}: pos_gt_src must be (16, 2, N), got "
-                       f"{joints.shape}.")
-    n = joints.shape[2]
-    if missing.shape != (k, n):
-      raise ValueError(f"{path!r}: jnt_missing must be (16, {n}), got "
-                       f"{missing.shape}.")
-    head_sizes = head_sizes_from_boxes(arrays["headboxes_src"])
-    if head_sizes.shape != (n,):
-      raise ValueError(f"{path!r}: headboxes_src has {head_sizes.shape[0]} "
-                       f"boxes for {n} people.")
-    return GroundTruth(joints.transpose(2, 0, 1), ~missing.T.astype(bool),
-                       head_sizes)
+  if set(mpii_json.GT_VALID_KEYS) <= arrays.keys():
+    gt = mpii_json.parse_gt_valid(arrays, path)
+    return GroundTruth(gt.joints, gt.annotated, mpii.head_size(gt.head_boxes))
   if {"part", "normalize"} <= arrays.keys():
     joints = np.asarray(arrays["part"], np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (k, 2):
-      raise ValueError(f"{path!r}: part must be (N, 16, 2), got "
-                       f"{joints.shape}.")
+      raise errors.InputError(f"{path!r}: part must be (N, 16, 2), got "
+                              f"{joints.shape}.")
     head_sizes = np.asarray(arrays["normalize"], np.float64).reshape(-1)
     if head_sizes.shape != joints.shape[:1]:
-      raise ValueError(f"{path!r}: normalize has {head_sizes.shape[0]} values "
-                       f"for {joints.shape[0]} people.")
+      raise errors.InputError(
+          f"{path!r}: normalize has {head_sizes.shape[0]} values for "
+          f"{joints.shape[0]} people.")
     return GroundTruth(joints, (joints != 0).any(axis=-1), head_sizes)
   found = sorted(key for key in arrays if not key.startswith("__"))
   hint = (" (a predictions file: are --ground_truth and --predictions "
           "swapped?)" if "preds" in found else "")
-  raise ValueError(
+  raise errors.InputError(
       f"{path!r} is not a ground-truth file: expected gt_valid.mat "
       f"(pos_gt_src, jnt_missing, headboxes_src) or pose-hg-train's valid.h5 "
       f"(part, normalize); found {found}{hint}.")
@@ -314,28 +256,31 @@ def load_predictions(path: str) -> np.ndarray:
     (N, 16, 2) float64 predictions.
 
   Raises:
-    FileNotFoundError: if `path` does not exist.
-    ValueError: if neither array is there or it has the wrong shape.
+    errors.MissingError: if `path` does not exist (a FileNotFoundError).
+    errors.InputError: if neither array is there or it has the wrong shape
+      (a ValueError).
   """
-  arrays = _read_arrays(path, "predictions")
+  arrays = array_files.read_arrays(path, "predictions")
   k = mpii.NUM_JOINTS
   if "preds" in arrays:
     preds = np.asarray(arrays["preds"], np.float64)
     if preds.ndim != 3 or preds.shape[1:] != (k, 2):
-      raise ValueError(f"{path!r}: preds must be (N, 16, 2), 1-based (x, y), "
-                       f"got {preds.shape}.")
+      raise errors.InputError(
+          f"{path!r}: preds must be (N, 16, 2), 1-based (x, y), got "
+          f"{preds.shape}.")
     return preds
   if "pos_pred_src" in arrays:
     preds = np.asarray(arrays["pos_pred_src"], np.float64)
     if preds.ndim != 3 or preds.shape[:2] != (k, 2):
-      raise ValueError(f"{path!r}: pos_pred_src must be (16, 2, N), got "
-                       f"{preds.shape}.")
+      raise errors.InputError(f"{path!r}: pos_pred_src must be (16, 2, N), got "
+                              f"{preds.shape}.")
     return preds.transpose(2, 0, 1)
   found = sorted(key for key in arrays if not key.startswith("__"))
   hint = (" (a ground-truth file: are --ground_truth and --predictions "
           "swapped?)" if "part" in found else "")
-  raise ValueError(f"{path!r} has no 'preds' array (N x 16 x 2, 1-based); "
-                   f"found {found}{hint}.")
+  raise errors.InputError(
+      f"{path!r} has no 'preds' array (N x 16 x 2, 1-based); found "
+      f"{found}{hint}.")
 
 
 def evaluate_files(ground_truth_path: str, predictions_path: str,
@@ -344,7 +289,7 @@ def evaluate_files(ground_truth_path: str, predictions_path: str,
   gt = load_ground_truth(ground_truth_path)
   preds = load_predictions(predictions_path)
   if preds.shape[0] != gt.joints.shape[0]:
-    raise ValueError(
+    raise errors.InputError(
         f"{predictions_path!r} has {preds.shape[0]} people but "
         f"{ground_truth_path!r} has {gt.joints.shape[0]}: predictions must "
         "follow the ground truth's people, in order.")
@@ -354,44 +299,29 @@ def evaluate_files(ground_truth_path: str, predictions_path: str,
 # ------------------------------------------------------------------------ CLI
 
 
-def _define_flags(flag_values):
-  # Defined only when run as a program, so importing this module (e.g. from
-  # the training loop) adds no global flags that could clash.
-  from absl import flags  # pylint: disable=g-import-not-at-top
+FLAGS = flags.FLAGS
+
+
+def define_flags():
   flags.DEFINE_string("ground_truth", None,
-                      "gt_valid.mat or pose-hg-train valid.h5.",
-                      flag_values=flag_values)
+                      "gt_valid.mat or pose-hg-train valid.h5.")
   flags.DEFINE_string("predictions", None,
-                      ".h5/.mat with preds (N x 16 x 2, 1-based).",
-                      flag_values=flag_values)
+                      ".h5/.mat with preds (N x 16 x 2, 1-based).")
   flags.DEFINE_float("threshold", 0.5,
-                     "PCKh threshold of all columns but Mean@0.1.",
-                     flag_values=flag_values)
-  flags.DEFINE_bool("json", False, "Print a JSON object instead of a table.",
-                    flag_values=flag_values)
-  flags.mark_flags_as_required(["ground_truth", "predictions"],
-                               flag_values=flag_values)
+                     "PCKh threshold of all columns but Mean@0.1.")
+  flags.DEFINE_bool("json", False, "Print a JSON object instead of a table.")
+  flags.mark_flags_as_required(["ground_truth", "predictions"])
 
 
 def main(argv):
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  if len(argv) > 1:
-    sys.exit(f"pckh: error: unexpected arguments {argv[1:]}.")
-  flag_values = flags.FLAGS
-  try:
-    table = evaluate_files(flag_values.ground_truth, flag_values.predictions,
-                           flag_values.threshold)
-  except (ValueError, OSError) as e:
-    # One line, no traceback: these are the user's files, not our bugs.
-    sys.exit(f"pckh: error: {e}")
-  if flag_values.json:
+  del argv  # cli.run allows none.
+  table = evaluate_files(FLAGS.ground_truth, FLAGS.predictions,
+                         FLAGS.threshold)
+  if FLAGS.json:
     print(json.dumps(table))
   else:
-    print(format_table(table, flag_values.threshold))
+    print(format_table(table, FLAGS.threshold))
 
 
 if __name__ == "__main__":
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
-  _define_flags(absl_flags.FLAGS)
-  app.run(main)
+  cli.run(main, define_flags)

@@ -39,11 +39,4 @@ PHASES = {
                previous="a"),
     "c": Phase("c", models.TASKS, masks_to_one=False, previous="b"),
 }
-
-
-def get_phase(name: str) -> Phase:
-  """The phase called `name`, or a ValueError naming `config.phase`."""
-  if name not in PHASES:
-    raise ValueError(f"config.phase must be one of {sorted(PHASES)}, got "
-                     f"{name!r}.")
-  return PHASES[name]
+NAMES = tuple(PHASES)  # In training order.

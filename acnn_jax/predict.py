@@ -21,14 +21,17 @@ and each stage's attention mask):
 import dataclasses
 import json
 import os
-import sys
 from typing import Optional, Sequence
 
+from absl import flags
 import jax
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from acnn_jax import checkpoints
+from acnn_jax import cli
+from acnn_jax import errors
 from acnn_jax import geometry
 from acnn_jax import inference
 from acnn_jax import mpii
@@ -36,19 +39,15 @@ from acnn_jax import visualize
 from acnn_jax.codec import HeatmapCodec
 
 
-class InputError(ValueError):
-  """A bad image or box given by the user (reported in one line by the CLI)."""
-
-
 def load_image(path) -> np.ndarray:
   """Reads an image file as (H, W, 3) uint8 RGB, upright per its EXIF tag.
 
   Raises:
-    InputError: the file is missing or is not a readable image.
+    errors.InputError: the file is missing or is not a readable image.
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
-    raise InputError(f"image file not found: {path}")
+    raise errors.InputError(f"image file not found: {path}")
   try:
     with Image.open(path) as picture:
       # Phone photos store their orientation in EXIF; keypoints should match
@@ -56,7 +55,7 @@ def load_image(path) -> np.ndarray:
       picture = ImageOps.exif_transpose(picture)
       return np.asarray(picture.convert("RGB"))
   except (OSError, ValueError, Image.DecompressionBombError) as error:
-    raise InputError(f"cannot read image {path}: {error}") from error
+    raise errors.InputError(f"cannot read image {path}: {error}") from error
 
 
 def as_image(image) -> np.ndarray:
@@ -65,13 +64,15 @@ def as_image(image) -> np.ndarray:
     return load_image(image)
   image = np.asarray(image)
   if image.dtype != np.uint8:
-    raise InputError(f"expected a uint8 image, got dtype {image.dtype} (scale "
-                     "[0, 1] floats by 255 and cast).")
+    raise errors.InputError(
+        f"expected a uint8 image, got dtype {image.dtype} (scale [0, 1] "
+        "floats by 255 and cast).")
   if image.ndim == 2:
     image = np.repeat(image[..., None], 3, axis=-1)
   if (image.ndim != 3 or image.shape[-1] not in (3, 4) or
       min(image.shape[:2]) < 1):
-    raise InputError(f"expected an (H, W, 3) image, got shape {image.shape}.")
+    raise errors.InputError(
+        f"expected an (H, W, 3) image, got shape {image.shape}.")
   return image[..., :3]
 
 
@@ -79,7 +80,7 @@ def parse_box(text: str):
   """'x1,y1,x2,y2' -> a checked (x1, y1, x2, y2) tuple of floats.
 
   Raises:
-    InputError: not four numbers, or x2 <= x1 or y2 <= y1.
+    errors.InputError: not four numbers, or x2 <= x1 or y2 <= y1.
   """
   parts = text.replace(" ", "").split(",")
   try:
@@ -87,19 +88,20 @@ def parse_box(text: str):
   except ValueError:
     box = ()
   if len(box) != 4:
-    raise InputError(f"bad box {text!r}: expected four numbers x1,y1,x2,y2.")
+    raise errors.InputError(
+        f"bad box {text!r}: expected four numbers x1,y1,x2,y2.")
   return check_box(box)
 
 
 def check_box(box):
-  """Returns `box` as a float tuple, or raises InputError if it is not a box."""
+  """Returns `box` as a float tuple; raises errors.InputError if not a box."""
   box = tuple(float(v) for v in np.asarray(box, np.float64).reshape(-1))
   if len(box) != 4 or not np.all(np.isfinite(box)):
-    raise InputError(f"bad box {box}: expected four finite numbers "
-                     "x1, y1, x2, y2.")
+    raise errors.InputError(f"bad box {box}: expected four finite numbers "
+                            "x1, y1, x2, y2.")
   x1, y1, x2, y2 = box
   if x2 <= x1 or y2 <= y1:
-    raise InputError(f"bad box {box}: needs x2 > x1 and y2 > y1.")
+    raise errors.InputError(f"bad box {box}: needs x2 > x1 and y2 > y1.")
   return box
 
 
@@ -234,19 +236,17 @@ class Predictor:
     Returns:
       A `Predictor` with the checkpoint's model, variables and settings.
     """
-    # Imported here: the checkpoint code (orbax) is only needed on this path.
-    from acnn_jax import checkpoints  # pylint: disable=g-import-not-at-top
-    model, variables, config = checkpoints.load_for_inference(path)
-    settings = dict(input_size=256, flip_test=True, flip_shift=False,
-                    masks_to_one=False)
-    for name, default in settings.items():
-      settings[name] = _config_get(config, name, default)
+    loaded = checkpoints.load_for_inference(path)
+    settings = dict(input_size=loaded.config.input_size,
+                    flip_test=loaded.config.flip_test,
+                    flip_shift=loaded.config.flip_shift,
+                    masks_to_one=loaded.masks_to_one)
     unknown = set(overrides) - set(settings)
     if unknown:
       raise TypeError(f"unknown settings {sorted(unknown)}; expected some of "
                       f"{sorted(settings)}.")
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    return cls(model, variables, **settings)
+    return cls(loaded.model, loaded.variables, **settings)
 
   def __call__(self, image, box=None) -> Prediction:
     """Predicts one person.
@@ -276,7 +276,8 @@ class Predictor:
       return []
     boxes = [None] * len(images) if boxes is None else list(boxes)
     if len(boxes) != len(images):
-      raise InputError(f"got {len(images)} images but {len(boxes)} boxes.")
+      raise errors.InputError(
+          f"got {len(images)} images but {len(boxes)} boxes.")
     crops = [box_to_crop(whole_image_box(*image.shape[:2]) if box is None
                          else box) for image, box in zip(images, boxes)]
     centers = np.stack([center for center, _ in crops])
@@ -297,15 +298,6 @@ class Predictor:
                    scale=float(scales[i]))
         for i in range(len(images))
     ]
-
-
-def _config_get(config, name, default):
-  """`config.name` for a ConfigDict, a dict or any object, else `default`."""
-  if hasattr(config, "get"):
-    value = config.get(name, default)
-  else:
-    value = getattr(config, name, default)
-  return default if value is None else value
 
 
 def run(predictor: Predictor, image, box=None, output: Optional[str] = None,
@@ -333,10 +325,10 @@ def run(predictor: Predictor, image, box=None, output: Optional[str] = None,
               keypoints=prediction.to_records(), output=output or None)
 
 
-def _define_flags():
-  # Defined only when run as a program, so that importing this module (for
-  # `Predictor`) adds no flags that could clash with another main's.
-  from absl import flags  # pylint: disable=g-import-not-at-top
+FLAGS = flags.FLAGS
+
+
+def define_flags():
   flags.DEFINE_string("workdir", None,
                       "Training workdir or checkpoint to load.")
   flags.DEFINE_string("image", None, "Image file to run on.")
@@ -351,36 +343,22 @@ def _define_flags():
   flags.mark_flags_as_required(["workdir", "image"])
 
 
-def _hide_gpus_from_tensorflow():
-  # TF only warps the crop here; it must not reserve accelerator memory that
-  # JAX needs.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")
-
-
 def main(argv):
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  config = flags.FLAGS
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  try:
-    # Check the user's inputs before the slow part (loading the network).
-    box = parse_box(config.box) if config.box is not None else None
-    image = load_image(config.image)
-    if not os.path.exists(config.workdir):
-      raise InputError(f"workdir or checkpoint not found: {config.workdir}")
-    _hide_gpus_from_tensorflow()
-    predictor = Predictor.from_checkpoint(
-        config.workdir, flip_test=False if config.no_flip else None)
-    result = run(predictor, image, box, config.output, config.threshold)
-  except InputError as error:
-    sys.exit(f"predict: error: {error}")
-  result["image"] = config.image
+  del argv  # cli.run allows none.
+  # Check the user's inputs before the slow part (loading the network).
+  box = parse_box(FLAGS.box) if FLAGS.box is not None else None
+  image = load_image(FLAGS.image)
+  if not os.path.exists(FLAGS.workdir):
+    raise errors.MissingError(
+        f"workdir or checkpoint not found: {FLAGS.workdir} (pass the "
+        "--workdir of a training run, or one of its checkpoints).")
+  cli.hide_gpus_from_tensorflow()
+  predictor = Predictor.from_checkpoint(
+      FLAGS.workdir, flip_test=False if FLAGS.no_flip else None)
+  result = run(predictor, image, box, FLAGS.output, FLAGS.threshold)
+  result["image"] = FLAGS.image
   print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
-  from absl import app as _app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  _app.run(main)
+  cli.run(main, define_flags)

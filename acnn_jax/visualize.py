@@ -308,3 +308,25 @@ def save_png(array, path):
   if directory:
     os.makedirs(directory, exist_ok=True)
   Image.fromarray(_as_rgb_uint8(array)).save(path, format="PNG")
+
+
+def write_pictures(writer, directory, step, pictures):
+  """Saves figures as `directory/step<step>_<i>.png` and logs them to
+  TensorBoard as `validation/predictions` (padded to a common size).
+
+  Args:
+    writer: a clu metric writer.
+    directory: where the PNG files go (created if needed).
+    step: the training step, in the file names and the log.
+    pictures: (H_i, W_i, 3) uint8 figures; nothing happens when empty.
+  """
+  if not pictures:
+    return
+  for i, picture in enumerate(pictures):
+    save_png(picture, os.path.join(directory, f"step{step}_{i}.png"))
+  height = max(p.shape[0] for p in pictures)
+  width = max(p.shape[1] for p in pictures)
+  padded = np.zeros((len(pictures), height, width, 3), np.uint8)
+  for i, p in enumerate(pictures):
+    padded[i, :p.shape[0], :p.shape[1]] = p
+  writer.write_images(step, {"validation/predictions": padded})

@@ -1,6 +1,6 @@
 """Training-pipeline throughput on the synthetic MPII-format set (a benchmark).
 
-Prints images/s of `input_pipeline.create_dataset` (decode, one affine warp,
+Prints images/s of `pipeline.create_dataset` (decode, one affine warp,
 augmentation, Gaussian targets, batching) with tf.data limited to 1 core and
 with all cores, and of a plain numpy/PIL loop doing the same work per image,
 so README can state the ratio. Run:
@@ -9,23 +9,27 @@ so README can state the ratio. Run:
       [--input_size=256] [--batches=40]
 """
 
+import io
 import os
 import tempfile
 import time
 
 from absl import app
 from absl import flags
-import ml_collections
 import numpy as np
 from PIL import Image
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
+from acnn_jax import cli
 from acnn_jax import codec as codec_lib
 from acnn_jax import geometry
 from acnn_jax import mpii
 from configs import default
-import input_pipeline
 from input_pipeline import mpii_builder
+from input_pipeline import mpii_official
+from input_pipeline import pipeline
+from input_pipeline import preprocess
 from input_pipeline import synthetic
 
 FLAGS = flags.FLAGS
@@ -46,7 +50,7 @@ def _config():
 def time_tf_data(builder, threads: int) -> float:
   options = tf.data.Options()
   options.threading.private_threadpool_size = threads
-  ds = input_pipeline.create_dataset(_config(), "train", builder)
+  ds = pipeline.create_dataset(_config(), "train", builder)
   ds = ds.with_options(options)
   it = ds.as_numpy_iterator()
   for _ in range(5):
@@ -67,27 +71,30 @@ def _gaussians(joints, size, sigma=1.0):
 def time_numpy_reference(builder) -> float:
   """The same per-image work with PIL (decode, affine warp) and numpy."""
   codec = codec_lib.HeatmapCodec(FLAGS.input_size)
+  augment = preprocess.AugmentConfig.from_config(_config())
   ds = builder.as_dataset(split="train", decoders={
-      "image": __import__("tensorflow_datasets").decode.SkipDecoding()})
+      "image": tfds.decode.SkipDecoding()})
   records = list(ds.take(FLAGS.batch_size * 10).as_numpy_iterator())
   rng = np.random.default_rng(0)
   count = FLAGS.batches * FLAGS.batch_size
   start = time.time()
   for i in range(count):
     rec = records[i % len(records)]
-    import io  # pylint: disable=g-import-not-at-top
     image = Image.open(io.BytesIO(rec["image"])).convert("RGB")
     center, scale = geometry.mpii_crop(rec["center"], rec["scale"])
-    scale = scale * 2 ** np.clip(rng.normal() * 0.25, -0.5, 0.5)
-    rotation = np.clip(rng.normal() * 30, -60, 60) if rng.random() < 0.4 else 0
-    flip = rng.random() < 0.5
+    s, r = augment.scale_sigma, augment.rotation_sigma
+    scale = scale * 2 ** np.clip(rng.normal() * s, -2 * s, 2 * s)
+    rotation = (np.clip(rng.normal() * r, -2 * r, 2 * r)
+                if rng.random() < augment.rotation_prob else 0)
+    flip = rng.random() < augment.flip_prob
     matrix = geometry.affine_matrix(center, scale, codec.input_size, rotation,
                                     flip)
     inverse = geometry.invert_affine(matrix)
     crop = image.transform((codec.input_size,) * 2, Image.Transform.AFFINE,
                            inverse.reshape(-1), Image.Resampling.BILINEAR)
     crop = np.asarray(crop, np.float32) / 255.0
-    crop = np.clip(crop * rng.uniform(0.6, 1.4, 3), 0, 1)
+    crop = np.clip(crop * rng.uniform(augment.color_low, augment.color_high,
+                                      3), 0, 1)
     hm_matrix = geometry.affine_matrix(center, scale, codec.heatmap_size,
                                        rotation, flip)
     joints = geometry.apply_affine(hm_matrix, rec["joints"])
@@ -99,10 +106,10 @@ def time_numpy_reference(builder) -> float:
 
 def main(argv):
   del argv
-  tf.config.set_visible_devices([], "GPU")
+  cli.hide_gpus_from_tensorflow()
   root = FLAGS.workdir or tempfile.mkdtemp(prefix="acnn_pipeline_bench_")
   raw = os.path.join(root, "raw")
-  if not os.path.exists(os.path.join(raw, "valid.h5")):
+  if not os.path.exists(os.path.join(raw, mpii_official.VALID_H5_FILE)):
     synthetic.generate(raw, FLAGS.num_images, seed=0)
   builder = mpii_builder.build(raw, os.path.join(root, "tfds"))
   cores = os.cpu_count()

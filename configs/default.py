@@ -29,54 +29,59 @@ def get_config():
   config.features = 256
   config.num_joints = 16
   config.hourglass_depth = 4
-  config.attention_features = 64
+  # False: no attention heads, the plain stacked hourglass (masks are one).
+  config.attention = True
+  config.attention_features = 64  # Width of the heads' 3x3 convolutions.
   config.attention_bias_init = 4.0  # Masks start at sigmoid(4) = 0.98.
   config.mask_mode = "soft"  # 'soft' or 'binary' (straight-through).
   config.combine = "gated"  # 'gated' or 'additive' (the paper's literal Eq. 4).
   config.dtype = "float32"  # Compute dtype: 'float32' or 'bfloat16'.
 
   # Data (ACNN.md section 3).
-  config.dataset = "mpii"
-  # TFDS data directory ('' = TFDS's default, ~/tensorflow_datasets).
+  # TFDS data directory ('' = TFDS's default, ~/tensorflow_datasets; with
+  # synthetic_images, WORKDIR/tfds).
   config.data_dir = ""
-  # The raw MPII files (see input_pipeline/mpii_builder.py for the layout).
+  # The raw MPII files (see input_pipeline/mpii_layouts.py for the layouts).
   config.manual_dir = ""
-  # > 0: write that many synthetic MPII-format images into manual_dir first
-  # (if it holds none yet), so everything runs without the real data set.
+  # > 0: write that many synthetic MPII-format images into manual_dir
+  # (default WORKDIR/synthetic_mpii) first, if it holds none yet, so
+  # everything runs without the real data set.
   config.synthetic_images = 0
-  config.input_size = 256
+  config.synthetic_seed = 0  # The synthetic set is a function of this seed.
+  config.input_size = 256  # Crop side; heatmaps are input_size / 4.
   config.sigma = 1.0  # Gaussian target's sigma in heatmap pixels.
+  # pose-hg-train's augmentation of training crops (ACNN.md section 3).
   config.augment = True
-  config.scale_sigma = 0.25
-  config.rotation_sigma = 30.0
-  config.rotation_prob = 0.4
-  config.flip_prob = 0.5
-  config.color_low = 0.6
+  config.scale_sigma = 0.25  # scale *= 2 ** clip(N(0, 1) * s, -2s, 2s).
+  config.rotation_sigma = 30.0  # Degrees: clip(N(0, 1) * r, -2r, 2r) ...
+  config.rotation_prob = 0.4  # ... applied with this probability.
+  config.flip_prob = 0.5  # Horizontal flip, left/right joints swapped.
+  config.color_low = 0.6  # Each colour channel *= U(color_low, color_high).
   config.color_high = 1.4
-  config.shuffle_buffer = 1024
+  config.shuffle_buffer = 1024  # Training examples (still JPEG bytes).
   config.cache = False  # Keep decoded images in memory (small sets only).
 
   # Optimisation (ACNN.md section 2; pose-hg-train's RMSProp).
   config.batch_size = 12  # Global, over all devices and hosts.
   config.optimizer = "rmsprop"  # 'rmsprop' (the paper's) or 'adam'.
   config.learning_rate = 5e-4
-  config.rmsprop_decay = 0.99
+  config.rmsprop_decay = 0.99  # RMSProp's alpha.
   config.rmsprop_eps = 1e-8
-  config.num_epochs = 200
+  config.num_epochs = 200  # May be fractional.
   config.lr_boundaries = (120, 170)  # Epochs at which lr *= lr_decay.
   config.lr_decay = 0.1
   config.steps_per_epoch = -1  # -1: train examples // batch_size.
 
   # Evaluation (ACNN.md section 4).
-  config.eval_every_epochs = 10
+  config.eval_every_epochs = 10  # Also saves the best-by-Mean checkpoint.
   config.eval_batch_size = -1  # -1: batch_size.
-  config.flip_test = True
+  config.flip_test = True  # Average with the mirrored crop's heatmaps.
   config.flip_shift = False  # HRNet/mmpose's one-pixel shift of the flip.
   config.num_pictures = 4  # Validation people drawn at each evaluation.
 
   # Logging and checkpoints.
-  config.log_every_steps = 100
+  config.log_every_steps = 100  # Training scalars to TensorBoard.
   config.checkpoint_every_steps = 1000
-  config.keep_checkpoints = 3
-  config.seed = 0
+  config.keep_checkpoints = 3  # The last few kept in phase_<p>/checkpoints/.
+  config.seed = 0  # Initialisation, data order and augmentation.
   return config

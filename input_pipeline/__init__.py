@@ -1,15 +1,12 @@
 """acnn-jax's data: MPII files -> TFDS `mpii` -> tf.data batches.
 
-Importing the package registers the TFDS builder `mpii`
-(`input_pipeline.mpii_builder`), so `tfds.builder("mpii")` finds it.
+Import the modules you need; importing the package itself loads nothing, so
+light commands (`python -m input_pipeline.synthetic`) stay free of
+TensorFlow:
+
+  prepare.prepare_builder(config, workdir)   the prepared `mpii` TFDS builder
+  pipeline.create_dataset(config, split, builder)   tf.data batches
+  mpii_builder    the TFDS builder (importing it registers `mpii`)
+  mpii_layouts, mpii_official, mpii_json, array_files   the file readers
+  synthetic       the synthetic MPII-format data set
 """
-
-from input_pipeline import mpii_builder  # registers 'mpii'
-from input_pipeline.pipeline import create_dataset
-from input_pipeline.pipeline import prefetch_to_device
-from input_pipeline.pipeline import shard
-from input_pipeline.pipeline import sharded_batches
-from input_pipeline.prepare import prepare_builder
-import tensorflow_datasets as _tfds
-
-as_numpy = _tfds.as_numpy

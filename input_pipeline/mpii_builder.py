@@ -2,17 +2,15 @@
 
 MPII cannot be downloaded by a script (its licence page comes first), so this
 is a manual-download builder: put the files in a folder as
-`MANUAL_DOWNLOAD_INSTRUCTIONS` says and call
+`MANUAL_DOWNLOAD_INSTRUCTIONS` says (either of the two layouts of
+`mpii_layouts`) and call
 
   builder = mpii_builder.build(manual_dir="~/mpii", data_dir="~/tfds")
   train = builder.as_dataset(split="train")
 
-Two folder layouts are accepted and told apart automatically: (a) the official
-release plus pose-hg-train's `valid.h5` (read by `mpii_official`), (b) the
-HRNet/mmpose JSON files plus `gt_valid.mat` (read by `mpii_json`). Both give
-the same splits: `validation` is Tompson et al.'s 2958 people, in `valid.h5` /
-`gt_valid.mat` order (the builder keeps that order: `disable_shuffling`), and
-`train` the other annotated people of the training images.
+`validation` is Tompson et al.'s 2958 people in `valid.h5` / `gt_valid.mat`
+order (the builder keeps that order: `disable_shuffling`), `train` the other
+annotated people of the training images.
 
 A bad person never stops a 25k-image build: it is skipped, counted per reason
 and reported in one log line per split (with its first few examples); see
@@ -22,7 +20,7 @@ and reported in one log line per split (with its first few examples); see
 import collections
 import dataclasses
 import os
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional
 
 from absl import logging
 from etils import epath
@@ -31,53 +29,11 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from acnn_jax import mpii
-from input_pipeline import mpii_json
+from input_pipeline import mpii_layouts
 from input_pipeline import mpii_official
 
 Record = mpii_official.Record
-
-MANUAL_DOWNLOAD_INSTRUCTIONS = """\
-MPII Human Pose must be downloaded by hand (accept the licence at
-http://human-pose.mpi-inf.mpg.de/#download). Put the files in `manual_dir` in
-ONE of these two layouts; the builder detects which.
-
-(a) Official release + Tompson's validation split (recommended: keeps MPII's
-    visibility flags and the release's image/person indices).
-    1. Images (12.9 GB):
-         https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr/mpii_human_pose_v1.tar.gz
-       `tar xzf` it in manual_dir: it makes manual_dir/images/*.jpg.
-    2. Annotations (12.5 MB):
-         https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr/mpii_human_pose_v1_u12_2.zip
-       unzip it and move mpii_human_pose_v1_u12_1.mat (the .mat inside) to
-       manual_dir/.
-    3. Validation split: `data/mpii/annot/valid.h5` of
-         https://github.com/princeton-vl/pose-hg-train
-       as manual_dir/valid.h5.
-    manual_dir/
-      mpii_human_pose_v1_u12_1.mat
-      valid.h5
-      images/000001163.jpg ...
-
-(b) HRNet / mmpose JSON annotations.
-    1. Images as in (a) 1.
-    2. HRNet's `data/mpii/annot/` (train.json, valid.json, gt_valid.mat;
-       github.com/leoxiaobin/deep-high-resolution-net.pytorch, "Data
-       preparation") or mmpose's
-         https://download.openmmlab.com/mmpose/datasets/mpii_annotations.tar
-       (mpii_train.json, mpii_val.json, mpii_gt_val.mat).
-    manual_dir/
-      annot/train.json       (or mpii_train.json; annot/ may also be
-      annot/valid.json        annotations/ or manual_dir itself)
-      annot/gt_valid.mat     (or mpii_gt_val.mat)
-      images/000001163.jpg ...
-"""
-
-# Where each file may be, relative to manual_dir: the documented place first,
-# then the places the archives' own folder names put it.
-_ANNOTATION_DIRS = ("", "annot", "annotations")
-_RELEASE_DIRS = ("", "mpii_human_pose_v1_u12_2", "annot", "annotations")
-IMAGES_DIR = "images"
-GT_VALID_FILES = (mpii_json.GT_VALID_FILE, "mpii_gt_val.mat")
+MANUAL_DOWNLOAD_INSTRUCTIONS = mpii_layouts.MANUAL_DOWNLOAD_INSTRUCTIONS
 
 # Why a person is left out of the data set; counted per split.
 MISSING_IMAGE = "missing_image"
@@ -90,150 +46,6 @@ ZERO_HEAD_BOX = "zero_head_box"
 NOT_ANNOTATED = "not_in_annotations"
 SKIP_REASONS = (MISSING_IMAGE, CORRUPT_IMAGE, NO_JOINTS, NAN, OUTSIDE,
                 BAD_SCALE, ZERO_HEAD_BOX, NOT_ANNOTATED)
-
-
-class MissingFilesError(FileNotFoundError):
-  """`manual_dir` lacks a file the build needs; the message says which."""
-
-
-# ------------------------------------------------------- finding the files --
-
-
-@dataclasses.dataclass(frozen=True)
-class ManualFiles:
-  """The annotation files found in `manual_dir` and the layout they form."""
-  layout: str  # "official" or "json".
-  images: str
-  release: Optional[str] = None
-  valid_h5: Optional[str] = None
-  train_json: Optional[str] = None
-  valid_json: Optional[str] = None
-  gt_valid: Optional[str] = None
-
-
-def _find(manual_dir: str, dirs: Sequence[str], names: Sequence[str]
-          ) -> Optional[str]:
-  """The first existing manual_dir/dir/name, or None."""
-  for name in names:
-    for folder in dirs:
-      path = os.path.join(manual_dir, folder, name)
-      if os.path.isfile(path):
-        return path
-  return None
-
-
-def _absent(files: dict[str, Optional[str]]) -> list[str]:
-  return [name for name, path in files.items() if path is None]
-
-
-def _missing_error(manual_dir: str, missing: Sequence[str], note: str = ""
-                   ) -> MissingFilesError:
-  """The error for absent files, with the instructions repeated."""
-  listed = "".join(f"\n  {os.path.join(manual_dir, m)}" for m in missing)
-  return MissingFilesError(
-      f"MPII: missing in manual_dir {manual_dir}:{listed}\n{note}\n"
-      f"{MANUAL_DOWNLOAD_INSTRUCTIONS}")
-
-
-def find_manual_files(manual_dir: str) -> ManualFiles:
-  """Finds the annotation files and detects the layout of `manual_dir`.
-
-  The official layout wins when both are complete (it has MPII's visibility
-  flags and the release indices).
-
-  Args:
-    manual_dir: the folder the user filled by hand.
-
-  Returns:
-    The files of the detected layout.
-
-  Raises:
-    MissingFilesError: naming the missing folder or files (of the layout the
-      folder is closest to) and repeating the instructions.
-  """
-  manual_dir = os.path.expanduser(os.fspath(manual_dir))
-  if not os.path.isdir(manual_dir):
-    raise MissingFilesError(f"MPII: manual_dir {manual_dir} does not exist."
-                            f"\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
-  release = _find(manual_dir, _RELEASE_DIRS, [mpii_official.RELEASE_FILE])
-  valid_h5 = _find(manual_dir, _ANNOTATION_DIRS, [mpii_official.VALID_H5_FILE])
-  train_json = _find(manual_dir, _ANNOTATION_DIRS, mpii_json.TRAIN_JSON_FILES)
-  valid_json = _find(manual_dir, _ANNOTATION_DIRS, mpii_json.VALID_JSON_FILES)
-  gt_valid = _find(manual_dir, _ANNOTATION_DIRS, GT_VALID_FILES)
-
-  official = {mpii_official.RELEASE_FILE: release,
-              mpii_official.VALID_H5_FILE: valid_h5}
-  json_files = {"annot/train.json": train_json,
-                "annot/valid.json": valid_json,
-                "annot/gt_valid.mat": gt_valid}
-  if all(official.values()):
-    layout = "official"
-  elif all(json_files.values()):
-    layout = "json"
-  elif any(json_files.values()) and not any(official.values()):
-    raise _missing_error(manual_dir, _absent(json_files))
-  else:
-    raise _missing_error(
-        manual_dir, _absent(official),
-        note=f"(or, layout (b): {', '.join(_absent(json_files))})\n")
-
-  images = os.path.join(manual_dir, IMAGES_DIR)
-  if not os.path.isdir(images):
-    raise _missing_error(manual_dir, [IMAGES_DIR + "/"])
-  return ManualFiles(layout=layout, images=images, release=release,
-                     valid_h5=valid_h5, train_json=train_json,
-                     valid_json=valid_json, gt_valid=gt_valid)
-
-
-# --------------------------------------------------------- reading splits --
-
-
-@dataclasses.dataclass
-class SplitRecords:
-  """One split's people, before validation, and what could not be matched."""
-  records: list[Record]
-  missing: list[str] = dataclasses.field(default_factory=list)
-
-
-def _check_valid_names(files: ManualFiles, validation: Sequence[Record],
-                       pairs: Sequence[tuple[int, int]]) -> None:
-  """Raises when valid.h5's image names contradict the release's."""
-  names = mpii_official.read_valid_h5_image_names(files.valid_h5)
-  if names is None:
-    return
-  by_pair = {(r["index"], r["person"]): r["image"] for r in validation}
-  for pair, name in zip(pairs, names):
-    if pair in by_pair and by_pair[pair] != name:
-      raise ValueError(
-          f"{files.valid_h5} names {name} for (index, person) {pair} but "
-          f"{files.release} has {by_pair[pair]}: the files do not belong "
-          "together.")
-
-
-def read_splits(files: ManualFiles) -> dict[str, SplitRecords]:
-  """Reads the annotations of either layout into `train` and `validation`.
-
-  Args:
-    files: from `find_manual_files`.
-
-  Returns:
-    {"train": ..., "validation": ...}; validation in valid.h5 / valid.json
-    order. People without points are included (the generator counts them).
-  """
-  if files.layout == "official":
-    records = mpii_official.read_release(files.release,
-                                         include_unannotated=True)
-    pairs = mpii_official.read_valid_h5(files.valid_h5)
-    split = mpii_official.split_records(records, pairs)
-    _check_valid_names(files, split.validation, pairs)
-    missing = [f"index {i}, person {p}" for i, p in split.missing]
-    return {"train": SplitRecords(split.train),
-            "validation": SplitRecords(split.validation, missing)}
-  return {
-      "train": SplitRecords(mpii_json.read_json(files.train_json)),
-      "validation": SplitRecords(
-          mpii_json.read_validation(files.valid_json, files.gt_valid)),
-  }
 
 
 # -------------------------------------------------------------- validation --
@@ -431,9 +243,9 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    files = find_manual_files(dl_manager.manual_dir)
+    files = mpii_layouts.find_manual_files(dl_manager.manual_dir)
     logging.info("mpii: layout %s in %s", files.layout, dl_manager.manual_dir)
-    splits = read_splits(files)
+    splits = mpii_layouts.read_splits(files)
     return {
         name: self._generate_examples(
             name, split, files.images, require_head_box=name == "validation")
@@ -446,7 +258,7 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
       self._image_checks[path] = inspect_image(path)
     return self._image_checks[path]
 
-  def _generate_examples(self, split: str, records: SplitRecords,
+  def _generate_examples(self, split: str, records: mpii_layouts.SplitRecords,
                          images_dir: str, require_head_box: bool
                          ) -> Iterator[tuple[int, dict[str, Any]]]:
     log = self.reports[split] = SkipLog(split)
@@ -478,13 +290,13 @@ def build(manual_dir: str, data_dir: str) -> tfds.core.DatasetBuilder:
     The prepared builder; `builder.as_dataset(split=...)` reads it.
 
   Raises:
-    MissingFilesError: `manual_dir` lacks a file (only checked when the data
-      set is not prepared yet).
+    mpii_layouts.MissingFilesError: `manual_dir` lacks a file (only checked
+      when the data set is not prepared yet).
   """
   builder = tfds.builder(Mpii.name, data_dir=os.path.expanduser(data_dir),
                          try_gcs=False)
   if not builder.is_prepared():
-    find_manual_files(manual_dir)  # Fail before TFDS sets anything up.
+    mpii_layouts.find_manual_files(manual_dir)  # Fail before TFDS starts.
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(manual_dir), try_download_gcs=False))
   return builder

@@ -15,19 +15,24 @@ training people.
 """
 
 import json
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
-import scipy.io
 
+from acnn_jax import errors
 from acnn_jax import mpii
+from input_pipeline import array_files
 from input_pipeline import mpii_official
 
 Record = mpii_official.Record
 
+# HRNet's folder and file names (the first of each), then mmpose's.
+ANNOT_DIR = "annot"
 TRAIN_JSON_FILES = ("train.json", "mpii_train.json")
 VALID_JSON_FILES = ("valid.json", "mpii_val.json")
 GT_VALID_FILE = "gt_valid.mat"
+GT_VALID_FILES = (GT_VALID_FILE, "mpii_gt_val.mat")
+GT_VALID_KEYS = ("pos_gt_src", "jnt_missing", "headboxes_src")
 
 
 def parse_entry(entry: dict[str, Any]) -> Record:
@@ -63,25 +68,59 @@ def read_json(path: str) -> list[Record]:
   return [parse_entry(entry) for entry in entries]
 
 
-def read_gt_valid(path: str) -> dict[str, np.ndarray]:
-  """Reads `gt_valid.mat`, people first and 0-based.
+class GtValid(NamedTuple):
+  """The validation ground truth of `gt_valid.mat`, people first.
+
+  Attributes:
+    joints: (N, 16, 2) float64 (x, y), 1-BASED as stored (`pos_gt_src`).
+    annotated: (N, 16) bool, not `jnt_missing`.
+    head_boxes: (N, 4) float64 x1, y1, x2, y2, 1-based (`headboxes_src`).
+  """
+  joints: np.ndarray
+  annotated: np.ndarray
+  head_boxes: np.ndarray
+
+
+def parse_gt_valid(arrays: Dict[str, np.ndarray], path: str) -> GtValid:
+  """Checks and reshapes the arrays of a `gt_valid.mat` (`GT_VALID_KEYS`).
+
+  `pos_gt_src` is (16, 2, N), `jnt_missing` (16, N) and `headboxes_src`
+  (2, 2, N) with rows (x1, y1) and (x2, y2).
 
   Args:
-    path: `gt_valid.mat` (HRNet's, or pytorch-pose's
-      `detections_our_format.mat`).
+    arrays: the file's arrays (`array_files.read_arrays`).
+    path: the file, for error messages.
 
-  Returns:
-    `joints` (N, 16, 2) 0-based (`pos_gt_src` - 1), `annotated` (N, 16) bool
-    (not `jnt_missing`), `head_box` (N, 4) x1, y1, x2, y2 0-based
-    (`headboxes_src` - 1).
+  Raises:
+    errors.InputError: an array is missing or has the wrong shape.
   """
-  mat = scipy.io.loadmat(path)
-  joints = np.asarray(mat["pos_gt_src"], np.float64).transpose(2, 0, 1) - 1.0
-  annotated = np.asarray(mat["jnt_missing"]).T == 0
-  # headboxes_src is 2x2xN with rows (x1, y1) and (x2, y2).
-  boxes = np.asarray(mat["headboxes_src"], np.float64).transpose(2, 0, 1)
-  return {"joints": joints, "annotated": annotated,
-          "head_box": boxes.reshape(-1, 4) - 1.0}
+  missing = [key for key in GT_VALID_KEYS if key not in arrays]
+  if missing:
+    raise errors.InputError(f"{path!r} lacks {missing}: is it HRNet's "
+                            f"{GT_VALID_FILE}?")
+  k = mpii.NUM_JOINTS
+  joints = np.asarray(arrays["pos_gt_src"], np.float64)
+  if joints.ndim != 3 or joints.shape[:2] != (k, 2):
+    raise errors.InputError(f"{path!r}: pos_gt_src must be (16, 2, N), got "
+                            f"{joints.shape}.")
+  n = joints.shape[2]
+  not_annotated = np.asarray(arrays["jnt_missing"])
+  if not_annotated.shape != (k, n):
+    raise errors.InputError(f"{path!r}: jnt_missing must be (16, {n}), got "
+                            f"{not_annotated.shape}.")
+  boxes = np.asarray(arrays["headboxes_src"], np.float64)
+  if boxes.shape != (2, 2, n):
+    raise errors.InputError(f"{path!r}: headboxes_src must be (2, 2, {n}) "
+                            f"head boxes, got {boxes.shape}.")
+  return GtValid(joints=joints.transpose(2, 0, 1),
+                 annotated=~not_annotated.T.astype(bool),
+                 head_boxes=boxes.transpose(2, 0, 1).reshape(n, 4))
+
+
+def read_gt_valid(path: str) -> GtValid:
+  """Reads `gt_valid.mat` (HRNet's, mmpose's `mpii_gt_val.mat`, or
+  pytorch-pose's `detections_our_format.mat`); see `parse_gt_valid`."""
+  return parse_gt_valid(array_files.read_arrays(path, "gt_valid.mat"), path)
 
 
 def attach_head_boxes(records: Sequence[Record], head_boxes: np.ndarray
@@ -89,17 +128,19 @@ def attach_head_boxes(records: Sequence[Record], head_boxes: np.ndarray
   """Copies of `records` with the head boxes of `gt_valid.mat`, in order.
 
   Raises:
-    ValueError: the counts differ (the files do not belong together).
+    errors.InputError: the counts differ (the files do not belong together).
   """
   if len(records) != len(head_boxes):
-    raise ValueError(f"{len(records)} validation people but {len(head_boxes)} "
-                     "head boxes: valid.json and gt_valid.mat do not match.")
+    raise errors.InputError(
+        f"{len(records)} validation people but {len(head_boxes)} head boxes: "
+        "valid.json and gt_valid.mat do not match.")
   return [dict(r, head_box=np.asarray(b, np.float32))
           for r, b in zip(records, head_boxes)]
 
 
-def order_mismatches(records: Sequence[Record], gt: dict[str, np.ndarray],
-                     tolerance: float = 1.0) -> list[int]:
+def order_mismatches(records: Sequence[Record], joints: np.ndarray,
+                     annotated: np.ndarray, tolerance: float = 1.0
+                     ) -> list[int]:
   """Positions where a record's joints disagree with `gt_valid.mat`'s.
 
   A cheap check that `valid.json` and `gt_valid.mat` list the same people in
@@ -108,8 +149,9 @@ def order_mismatches(records: Sequence[Record], gt: dict[str, np.ndarray],
   annotated joints.
 
   Args:
-    records: validation records.
-    gt: `read_gt_valid`'s output, same length.
+    records: validation records (0-based).
+    joints: (N, 16, 2) `gt_valid.mat`'s joints, 0-based.
+    annotated: (N, 16) its annotated joints.
     tolerance: pixels.
 
   Returns:
@@ -117,8 +159,8 @@ def order_mismatches(records: Sequence[Record], gt: dict[str, np.ndarray],
   """
   bad = []
   for i, record in enumerate(records):
-    both = record["annotated"] & gt["annotated"][i]
-    ours, theirs = record["joints"][both], gt["joints"][i][both]
+    both = record["annotated"] & annotated[i]
+    ours, theirs = record["joints"][both], joints[i][both]
     keep = theirs != -1.0  # A 0 in the 1-based file.
     if np.any(np.abs(ours - theirs)[keep] > tolerance):
       bad.append(i)
@@ -137,17 +179,17 @@ def read_validation(json_path: str, gt_valid_path: Optional[str]
     Validation records in file order.
 
   Raises:
-    ValueError: the two files list different people (count, or joints of more
-      than 1% of the people).
+    errors.InputError: the two files list different people (count, or joints
+      of more than 1% of the people).
   """
   records = read_json(json_path)
   if gt_valid_path is None:
     return records
   gt = read_gt_valid(gt_valid_path)
-  records = attach_head_boxes(records, gt["head_box"])
-  bad = order_mismatches(records, gt)
+  records = attach_head_boxes(records, gt.head_boxes - 1.0)
+  bad = order_mismatches(records, gt.joints - 1.0, gt.annotated)
   if len(bad) > 0.01 * len(records):
-    raise ValueError(
+    raise errors.InputError(
         f"{json_path} and {gt_valid_path} disagree on the joints of "
         f"{len(bad)} of {len(records)} people (first: #{bad[0]}): they are "
         "not the same people in the same order.")

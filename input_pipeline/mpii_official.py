@@ -30,10 +30,12 @@ import h5py
 import numpy as np
 import scipy.io
 
+from acnn_jax import errors
 from acnn_jax import mpii
 
 RELEASE_FILE = "mpii_human_pose_v1_u12_1.mat"
 VALID_H5_FILE = "valid.h5"
+IMAGES_DIR = "images"  # Records name their image file inside this folder.
 
 Record = dict
 Pair = tuple[int, int]
@@ -281,8 +283,9 @@ def load_release(path: str) -> Any:
   """Loads the `RELEASE` struct of `mpii_human_pose_v1_u12_1.mat`."""
   mat = scipy.io.loadmat(path)
   if "RELEASE" not in mat:
-    raise ValueError(f"{path} has no RELEASE struct: is it "
-                     f"{RELEASE_FILE} from mpii_human_pose_v1_u12_2.zip?")
+    raise errors.InputError(
+        f"{path} has no RELEASE struct: is it {RELEASE_FILE} from "
+        "mpii_human_pose_v1_u12_2.zip?")
   return structs(mat["RELEASE"])[0]
 
 

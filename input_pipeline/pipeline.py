@@ -1,9 +1,9 @@
-"""tf.data pipelines for MPII: per-host batches, sharded for `jax.pmap`.
+"""tf.data pipelines for MPII: this host's batches of crops and targets.
 
 `create_dataset` reads a split of the `mpii` TFDS data set, takes this host's
 part of it (`tfds.split_for_jax_process`, so several hosts never read the same
-people), crops, augments and batches. `shard` and `prefetch_to_device` turn the
-host batches into `(local_devices, per_device, ...)` device arrays.
+people), crops, augments and batches. `acnn_jax.parallel` then splits the host
+batches over the local devices.
 
 Batches are dicts:
   train: `image` (B, R, R, 3) float32 in [0, 1], `heatmaps` (B, R/4, R/4, 16)
@@ -15,12 +15,10 @@ Batches are dicts:
     split is evaluated exactly once.
 """
 
-from typing import Iterator, Optional
+from typing import Optional
 
-import flax.jax_utils
 import jax
 import ml_collections
-import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -28,26 +26,13 @@ from acnn_jax import codec as codec_lib
 from input_pipeline import preprocess
 
 
-def augment_config(config: ml_collections.ConfigDict):
-  """The augmentation of `config`, or None when `config.augment` is off."""
-  if not config.get("augment", True):
-    return None
-  return preprocess.AugmentConfig(
-      scale_sigma=config.get("scale_sigma", 0.25),
-      rotation_sigma=config.get("rotation_sigma", 30.0),
-      rotation_prob=config.get("rotation_prob", 0.4),
-      flip_prob=config.get("flip_prob", 0.5),
-      color_low=config.get("color_low", 0.6),
-      color_high=config.get("color_high", 1.4))
-
-
 def host_batch_size(global_batch_size: int) -> int:
-  """This host's share of the global batch (a config error if uneven)."""
-  processes = jax.process_count()
-  if global_batch_size % processes:
-    raise ValueError(f"config.batch_size={global_batch_size} is not divisible "
-                     f"by the number of hosts ({processes}).")
-  return global_batch_size // processes
+  """This host's share of the global batch.
+
+  `acnn_jax.configuration.validate` makes the global batch a multiple of the
+  device count, hence of the host count.
+  """
+  return global_batch_size // jax.process_count()
 
 
 def _pad_batch(batch, batch_size):
@@ -82,22 +67,23 @@ def create_dataset(config: ml_collections.ConfigDict, split: str,
   """
   train = split == "train" if train is None else train
   batch = host_batch_size(batch_size or config.batch_size)
-  codec = codec_lib.HeatmapCodec(config.input_size, config.get("sigma", 1.0))
+  codec = codec_lib.HeatmapCodec(config.input_size, config.sigma)
   host_split = tfds.split_for_jax_process(split, drop_remainder=train)
   # The builder keeps the files' order (validation follows valid.h5), so the
   # shuffle happens below, on still-encoded images: a large buffer of JPEG
   # bytes costs far less memory than one of decoded images.
   ds = builder.as_dataset(split=host_split, shuffle_files=False,
                           decoders={"image": tfds.decode.SkipDecoding()})
-  if config.get("cache", False):
+  if config.cache:
     ds = ds.cache()
   options = tf.data.Options()
   options.deterministic = True
   ds = ds.with_options(options)
 
   if train:
-    augment = augment_config(config)
-    ds = ds.shuffle(config.get("shuffle_buffer", 1024), seed=config.seed,
+    augment = (preprocess.AugmentConfig.from_config(config) if config.augment
+               else None)
+    ds = ds.shuffle(config.shuffle_buffer, seed=config.seed,
                     reshuffle_each_iteration=True).repeat()
     # The n-th example of the stream gets seed (seed, n): reproducible
     # augmentation with any number of parallel calls.
@@ -115,29 +101,3 @@ def create_dataset(config: ml_collections.ConfigDict, split: str,
                 num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch).map(lambda b: _pad_batch(b, batch))
   return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def shard(batch, num_devices: Optional[int] = None):
-  """Reshapes host-batch arrays (B, ...) to (devices, B / devices, ...)."""
-  num_devices = num_devices or jax.local_device_count()
-
-  def reshape(x):
-    x = np.asarray(x)
-    if x.shape[0] % num_devices:
-      raise ValueError(f"A batch of {x.shape[0]} cannot be split over "
-                       f"{num_devices} devices: make config.batch_size a "
-                       "multiple of the device count.")
-    return x.reshape((num_devices, -1) + x.shape[1:])
-  return jax.tree_util.tree_map(reshape, batch)
-
-
-def sharded_batches(ds: tf.data.Dataset,
-                    num_devices: Optional[int] = None) -> Iterator:
-  """Numpy host batches of `ds`, sharded for pmap (see `shard`)."""
-  for batch in tfds.as_numpy(ds):
-    yield shard(batch, num_devices)
-
-
-def prefetch_to_device(iterator, size: int = 2):
-  """Keeps `size` sharded batches on the local devices ahead of the step."""
-  return flax.jax_utils.prefetch_to_device(iterator, size)

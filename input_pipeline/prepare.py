@@ -15,12 +15,13 @@ import ml_collections
 import tensorflow_datasets as tfds
 
 from input_pipeline import mpii_builder
+from input_pipeline import mpii_official
 from input_pipeline import synthetic
 
 
 def data_dirs(config: ml_collections.ConfigDict, workdir: str):
   """(manual_dir, data_dir) for a config and workdir."""
-  use_synthetic = config.get("synthetic_images", 0) > 0
+  use_synthetic = config.synthetic_images > 0
   manual_dir = config.manual_dir
   if not manual_dir and use_synthetic:
     manual_dir = os.path.join(workdir, "synthetic_mpii")
@@ -36,13 +37,12 @@ def prepare_builder(config: ml_collections.ConfigDict,
   """The prepared `mpii` builder for `config` (writes synthetic data if asked).
 
   Raises:
-    mpii_builder.MissingFilesError: the data set is not prepared yet and
+    mpii_layouts.MissingFilesError: the data set is not prepared yet and
       `manual_dir` lacks a file; the message names it and says where to get it.
   """
   manual_dir, data_dir = data_dirs(config, workdir)
-  num_synthetic = config.get("synthetic_images", 0)
-  if num_synthetic > 0 and not os.path.exists(
-      os.path.join(manual_dir, synthetic.RELEASE_FILE)):
-    synthetic.generate(manual_dir, num_synthetic,
-                       seed=config.get("synthetic_seed", 0))
+  if config.synthetic_images > 0 and not os.path.exists(
+      os.path.join(manual_dir, mpii_official.RELEASE_FILE)):
+    synthetic.generate(manual_dir, config.synthetic_images,
+                       seed=config.synthetic_seed)
   return mpii_builder.build(manual_dir, data_dir)

@@ -10,7 +10,9 @@ identical crops.
 """
 
 import dataclasses
+from typing import Optional
 
+import ml_collections
 import tensorflow as tf
 
 from acnn_jax import codec as codec_lib
@@ -24,6 +26,9 @@ tnp = tf.experimental.numpy
 class AugmentConfig:
   """pose-hg-train's augmentation (ACNN.md section 3).
 
+  Its values come from the training config (`from_config`), whose defaults
+  (configs/default.py) are pose-hg-train's.
+
   Attributes:
     scale_sigma: scale *= 2 ** clip(N(0, 1) * scale_sigma, -2 sigma, 2 sigma).
     rotation_sigma: degrees; rotation = clip(N(0, 1) * sigma, -2 sigma,
@@ -32,12 +37,18 @@ class AugmentConfig:
     flip_prob: probability of a horizontal flip (left/right joints swapped).
     color_low, color_high: each colour channel *= U(low, high), then clip.
   """
-  scale_sigma: float = 0.25
-  rotation_sigma: float = 30.0
-  rotation_prob: float = 0.4
-  flip_prob: float = 0.5
-  color_low: float = 0.6
-  color_high: float = 1.4
+  scale_sigma: float
+  rotation_sigma: float
+  rotation_prob: float
+  flip_prob: float
+  color_low: float
+  color_high: float
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "AugmentConfig":
+    """The augmentation fields of a training config."""
+    return cls(**{field.name: config[field.name]
+                  for field in dataclasses.fields(cls)})
 
 
 def decode_image(example):
@@ -127,13 +138,12 @@ def color_jitter(example):
 
 
 def head_size(example):
-  """PCKh's head size: 0.6 x the head-box diagonal.
+  """PCKh's head size: 0.6 x the head-box diagonal (`mpii.head_size`).
 
   Reads `head_box` (4,) x1, y1, x2, y2; adds `head_size` ().
   """
   box = tf.cast(example["head_box"], tf.float32)
-  diagonal = tf.norm(box[2:] - box[:2])
-  return {**example, "head_size": 0.6 * diagonal}
+  return {**example, "head_size": mpii.head_size(box, xp=tnp)}
 
 
 TRAIN_KEYS = ("image", "heatmaps", "target_weight")
@@ -141,7 +151,8 @@ EVAL_KEYS = TRAIN_KEYS + ("center", "scale", "joints", "annotated",
                           "head_size", "index", "person")
 
 
-def train_example(example, seed, codec, augment: AugmentConfig = None):
+def train_example(example, seed, codec,
+                  augment: Optional[AugmentConfig] = None):
   """One training example: crop, augmentation, targets.
 
   Returns a dict with `image` (R, R, 3) float32 in [0, 1], `heatmaps`

@@ -1,4 +1,9 @@
-"""Test set-up: fake CPU devices and a quiet TensorFlow, before anything imports jax."""
+"""Test set-up: fake CPU devices and a quiet TensorFlow, before anything imports
+jax; shared fixtures; the `slow` marker.
+
+`./launch.sh test` runs everything; `./launch.sh test -m "not slow"` leaves out
+the tests marked slow (training runs and subprocesses that load the network).
+"""
 
 import os
 
@@ -10,11 +15,69 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import pathlib  # pylint: disable=g-import-not-at-top
+# pylint: disable=g-import-not-at-top
+import fcntl
+import functools
+import json
+import pathlib
 
-import pytest  # pylint: disable=g-import-not-at-top
+import jax
+import jax.numpy as jnp
+import pytest
+
+from acnn_jax import models
+# pylint: enable=g-import-not-at-top
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+# The tiny network of the model tests, on TINY_INPUT x TINY_INPUT images.
+TINY = dict(num_stacks=3, features=16, num_joints=16, hourglass_depth=2,
+            attention_features=8)
+TINY_INPUT = 64
+# Tests that use `trained_workdir` run on one pytest-xdist worker
+# (`--dist loadgroup`), so the three phases are trained once per run.
+TRAINED = pytest.mark.xdist_group("trained_workdir")
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "slow: trains or loads networks in subprocesses; deselect "
+      "with -m 'not slow' for a quick run.")
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny_variables():
+  """The variables of `models.ACNN(**TINY)`, initialised once per process.
+
+  Eagerly, unlike `models.init_variables` (tested in test_models.py): on a
+  2-core CPU jitted init compiles for 25 s, eager init takes 17 s and leaves
+  the eager kernels that the tests' own `apply` calls reuse.
+  """
+  images = jnp.zeros((1, TINY_INPUT, TINY_INPUT, 3))
+  return models.ACNN(**TINY).init(jax.random.PRNGKey(0), images)
+
+
+def _subset(tree, shapes):
+  """The entries of `tree` that `shapes` (a tree of ShapeDtypeStruct) has."""
+  if isinstance(shapes, dict):
+    return {key: _subset(tree[key], value) for key, value in shapes.items()}
+  assert tree.shape == shapes.shape, (tree.shape, shapes.shape)
+  return tree
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_model(**fields):
+  """A tiny ACNN (TINY with `fields` replaced) and its variables.
+
+  Variables depend only on the module paths, so a network with fewer stacks
+  or without attention heads, or another mask mode, combination or dtype,
+  takes the matching part of TINY's variables (flax derives each module's
+  initialisation from its path, so they equal its own initialisation).
+  """
+  model = models.ACNN(**{**TINY, **fields})
+  images = jnp.zeros((1, TINY_INPUT, TINY_INPUT, 3))
+  shapes = jax.eval_shape(lambda r: model.init(r, images),
+                          jax.random.PRNGKey(0))
+  return model, _subset(_tiny_variables(), shapes)
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +100,49 @@ def tiny_mpii(tmp_path_factory):
   root = tmp_path_factory.mktemp("tiny_mpii")
   synthetic.generate(str(root / "raw"), 10, seed=0, valid_fraction=0.3)
   return mpii_builder.build(str(root / "raw"), str(root / "tfds"))
+
+
+def tiny_config(phase_name, **overrides):
+  """configs/tiny.py for `phase_name`, with some fields replaced."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config(phase_name)
+  config.update(overrides)
+  return config
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory):
+  """One workdir trained through phases A, B and C (2 steps each) on 2 fake
+  devices, and the three final PCKh tables. Mark its users with TRAINED.
+
+  Trained once per test run: `--dist loadgroup` sends TRAINED tests to one
+  pytest-xdist worker, and should they land on several (another `--dist`),
+  the workers share the workdir through a lock file instead of each
+  training it.
+  """
+  # pylint: disable=g-import-not-at-top
+  from acnn_jax import train
+  # pylint: enable=g-import-not-at-top
+  assert jax.local_device_count() == 2, "conftest sets 2 fake CPU devices"
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # The run's folder, shared by its workers.
+  path, done = root / "trained_workdir", root / "trained_workdir.json"
+  with open(root / "trained_workdir.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      tables = {p: train.train_and_evaluate(tiny_config(p), str(path))
+                for p in "abc"}
+      done.write_text(json.dumps(tables))
+  return str(path), json.loads(done.read_text())
+
+
+@pytest.fixture(scope="session")
+def valid_annolist(shared_mpii):
+  """The real `valid_annolist.mat` and its 2958 people as parsed records."""
+  # pylint: disable=g-import-not-at-top
+  import scipy.io
+  from input_pipeline import mpii_official
+  # pylint: enable=g-import-not-at-top
+  mat = scipy.io.loadmat(str(shared_mpii / "valid_annolist.mat"))
+  return mat, mpii_official.parse_annolist(mat["annolist"])

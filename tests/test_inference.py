@@ -12,16 +12,21 @@ from acnn_jax import inference
 from acnn_jax import models
 from acnn_jax import mpii
 from acnn_jax.codec import HeatmapCodec
+from conftest import tiny_model
 
 TINY = dict(num_stacks=2, features=16, num_joints=16, hourglass_depth=2,
             attention_features=8)
 
 
-@functools.lru_cache(maxsize=None)
 def _tiny():
-  model = models.ACNN(**TINY)
-  variables = models.init_variables(model, jax.random.PRNGKey(0), 64)
-  return model, variables
+  return tiny_model(**TINY)
+
+
+@functools.lru_cache(maxsize=None)
+def _predict_fn(flip_test=True):
+  """The tiny network's jitted heatmap function, compiled once per setting
+  for the whole file."""
+  return inference.make_predict_fn(_tiny()[0], flip_test=flip_test)
 
 
 def _images(seed, batch=2, size=64):
@@ -102,7 +107,7 @@ def test_flip_shift_in_predict_fn_is_a_one_pixel_shift():
 
 def test_predict_fn_shapes_and_stage_axis():
   model, variables = _tiny()
-  out = inference.make_predict_fn(model)(variables, _images(0, batch=3))
+  out = _predict_fn()(variables, _images(0, batch=3))
   assert out["heatmaps"].shape == (3, 16, 16, 16)
   assert out["stage_predictions"].shape == (2, 3, 16, 16, 16)
   assert out["masks"].shape == (2, 3, 16, 16, 1)
@@ -113,14 +118,14 @@ def test_predict_fn_shapes_and_stage_axis():
 def test_flip_test_is_the_average_with_the_flipped_back_mirror():
   model, variables = _tiny()
   images = _images(1)
-  out = inference.make_predict_fn(model, flip_test=True)(variables, images)
+  out = _predict_fn(flip_test=True)(variables, images)
   own = model.apply(variables, images)
   mirrored = model.apply(variables, inference.mirror_images(images))
   expected = 0.5 * (np.asarray(own.predictions) +
                     _mirror_and_swap(mirrored.predictions))
   np.testing.assert_allclose(out["stage_predictions"], expected, atol=1e-5)
   np.testing.assert_allclose(out["masks"], own.masks, atol=1e-6)
-  plain = inference.make_predict_fn(model, flip_test=False)(variables, images)
+  plain = _predict_fn(flip_test=False)(variables, images)
   np.testing.assert_allclose(plain["heatmaps"], own.predictions[-1],
                              atol=1e-5)
 
@@ -129,14 +134,12 @@ def test_flip_test_result_is_flip_invariant_on_a_symmetric_image():
   model, variables = _tiny()
   images = _images(2)
   symmetric = 0.5 * (images + inference.mirror_images(images))
-  flipped = inference.make_predict_fn(model, flip_test=True)(variables,
-                                                             symmetric)
+  flipped = _predict_fn(flip_test=True)(variables, symmetric)
   heatmaps = flipped["heatmaps"]
   np.testing.assert_allclose(heatmaps, _mirror_and_swap(heatmaps), atol=1e-5)
   # Without the flip test the random network is not symmetric, so the check
   # above has something to catch.
-  plain = inference.make_predict_fn(model, flip_test=False)(variables,
-                                                            symmetric)
+  plain = _predict_fn(flip_test=False)(variables, symmetric)
   assert not np.allclose(plain["heatmaps"],
                          _mirror_and_swap(plain["heatmaps"]), atol=1e-4)
 

@@ -1,7 +1,5 @@
 """Tests of the ACNN Flax model: shapes, parameter counts, masks and the task split."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,16 +7,9 @@ import optax
 import pytest
 
 from acnn_jax import models
-
-TINY = dict(num_stacks=3, features=16, num_joints=16, hourglass_depth=2,
-            attention_features=8)
-
-
-@functools.lru_cache(maxsize=None)
-def _tiny(**overrides):
-  model = models.ACNN(**{**TINY, **overrides})
-  variables = models.init_variables(model, jax.random.PRNGKey(0), 64)
-  return model, variables
+from conftest import TINY
+from conftest import TINY_INPUT
+from conftest import tiny_model as _tiny
 
 
 def _images(seed, batch=2, size=64):
@@ -52,6 +43,22 @@ def test_output_shapes(height, width):
     assert array.dtype == jnp.float32
 
 
+@pytest.mark.slow
+def test_init_variables_is_the_jitted_init():
+  """`init_variables` (jitted, any image size, float32) gives what the
+  module's own init gives."""
+  model, variables = _tiny()
+  jitted = models.init_variables(model, jax.random.PRNGKey(0),
+                                 (TINY_INPUT, 2 * TINY_INPUT), batch_size=2)
+  assert (jax.tree_util.tree_structure(jitted) ==
+          jax.tree_util.tree_structure(variables))
+  for a, b in zip(jax.tree_util.tree_leaves(jitted),
+                  jax.tree_util.tree_leaves(variables)):
+    assert a.dtype == jnp.float32
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_full_size_parameter_counts():
   """Newell's stem, 4 stacks, F=256: 12,858,304 heatmap parameters.
 
@@ -142,7 +149,8 @@ def test_binary_masks_are_hard_but_pass_gradients():
     o = model.apply({**variables, "params": params}, images)
     return jnp.mean((o.predictions - 0.5) ** 2)
 
-  grads = jax.grad(loss)(variables["params"])
+  # Jitted: one compile is far cheaper than eager backward ops on CPU.
+  grads = jax.jit(jax.grad(loss))(variables["params"])
   labels = models.task_labels(grads)
   attention_norm = sum(
       float(jnp.sum(g ** 2)) for g, l in zip(jax.tree_util.tree_leaves(grads),
@@ -208,10 +216,13 @@ def test_frozen_task_keeps_batch_stats():
 def test_bfloat16_compute_keeps_float32_params():
   model, variables = _tiny()
   bf16 = model.clone(dtype=jnp.bfloat16)
-  bf16_vars = models.init_variables(bf16, jax.random.PRNGKey(0), 64)
+  # What init makes, traced without compiling it.
+  bf16_vars = jax.eval_shape(
+      lambda r: bf16.init(r, jnp.zeros((1, TINY_INPUT, TINY_INPUT, 3))),
+      jax.random.PRNGKey(0))
   for leaf in jax.tree_util.tree_leaves(bf16_vars):
     assert leaf.dtype == jnp.float32
-  out16 = bf16.apply(variables, _images(9))
+  out16 = jax.jit(bf16.apply)(variables, _images(9))
   out32 = model.apply(variables, _images(9))
   assert out16.predictions.dtype == jnp.float32
   assert np.all(np.isfinite(out16.predictions))

@@ -17,9 +17,10 @@ import pytest
 import scipy.io
 import tensorflow_datasets as tfds
 
-import input_pipeline  # pylint: disable=unused-import  (registers 'mpii')
-from input_pipeline import mpii_builder
+from acnn_jax import errors
+from input_pipeline import mpii_builder  # Importing it registers 'mpii'.
 from input_pipeline import mpii_json
+from input_pipeline import mpii_layouts
 from input_pipeline import mpii_official
 from input_pipeline import synthetic
 
@@ -262,13 +263,13 @@ def test_valid_h5_from_other_release_is_an_error(source, tmp_path):
   manual = _manual_dir(source[0], tmp_path, "official")
   with h5py.File(manual / mpii_official.VALID_H5_FILE, "r+") as f:
     f["imgname"][0] = b"000000000.jpg"
-  with pytest.raises(ValueError, match="do not belong together"):
+  with pytest.raises(errors.InputError, match="do not belong together"):
     _build(manual, tmp_path)
 
 
 def test_missing_manual_dir_is_named(tmp_path):
   missing = tmp_path / "nowhere"
-  with pytest.raises(mpii_builder.MissingFilesError,
+  with pytest.raises(mpii_layouts.MissingFilesError,
                      match="does not exist") as error:
     mpii_builder.build(str(missing), str(tmp_path / "data"))
   assert str(missing) in str(error.value)
@@ -286,7 +287,7 @@ def test_missing_file_is_named(source, tmp_path, layout, remove, named):
   manual = _manual_dir(source[0], tmp_path, layout)
   target = manual / remove
   shutil.rmtree(target) if target.is_dir() else target.unlink()
-  with pytest.raises(mpii_builder.MissingFilesError, match=named) as error:
+  with pytest.raises(mpii_layouts.MissingFilesError, match=named) as error:
     mpii_builder.build(str(manual), str(tmp_path / "data"))
   assert mpii_builder.MANUAL_DOWNLOAD_INSTRUCTIONS in str(error.value)
 
@@ -297,7 +298,7 @@ def test_missing_file_is_named_through_plain_tfds(source, tmp_path):
   (manual / mpii_official.VALID_H5_FILE).unlink()
   builder = tfds.builder("mpii", data_dir=str(tmp_path / "data"),
                          try_gcs=False)
-  with pytest.raises(mpii_builder.MissingFilesError, match="valid.h5"):
+  with pytest.raises(mpii_layouts.MissingFilesError, match="valid.h5"):
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=str(manual), try_download_gcs=False))
 

@@ -125,16 +125,6 @@ def test_official_head_pools_neck_and_head_top():
   assert table["OfficialHead"] == 87.5
 
 
-def test_head_sizes_from_boxes_both_layouts():
-  rows = np.array([[10.0, 20.0, 40.0, 60.0], [0.0, 0.0, 6.0, 8.0]])
-  expected = 0.6 * np.array([50.0, 10.0])
-  np.testing.assert_allclose(pckh.head_sizes_from_boxes(rows), expected)
-  mat_layout = np.stack([rows[:, :2].T, rows[:, 2:].T])  # (2, 2, N)
-  np.testing.assert_allclose(pckh.head_sizes_from_boxes(mat_layout), expected)
-  with pytest.raises(ValueError, match="head boxes"):
-    pckh.head_sizes_from_boxes(np.zeros((3, 3)))
-
-
 def test_format_table():
   table = dict.fromkeys(pckh.TABLE_KEYS, 12.345)
   table["Mean"] = 88.4257

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,19 +9,12 @@ import numpy as np
 import pytest
 
 from acnn_jax import checkpoints
+from acnn_jax import errors
 from acnn_jax import models
-from acnn_jax import predict
+from acnn_jax import parallel
 from acnn_jax import train
-from configs import tiny
-import input_pipeline
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _config(phase_name, **overrides):
-  config = tiny.get_config(phase_name)
-  config.update(overrides)
-  return config
+from conftest import TRAINED
+from conftest import tiny_config
 
 
 def _raw(workdir, phase, best=False):
@@ -31,15 +22,6 @@ def _raw(workdir, phase, best=False):
   manager_dir, step = checkpoints.resolve(
       os.path.join(checkpoints.phase_dir(workdir, phase), sub))
   return checkpoints.restore_raw(manager_dir, step), step
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  """One workdir trained through phases A, B and C (2 steps each)."""
-  assert jax.local_device_count() == 2, "conftest sets 2 fake CPU devices"
-  path = str(tmp_path_factory.mktemp("acnn"))
-  tables = {p: train.train_and_evaluate(_config(p), path) for p in "abc"}
-  return path, tables
 
 
 def _leaves_by_task(tree):
@@ -51,8 +33,10 @@ def _leaves_by_task(tree):
   return out
 
 
-def test_each_phase_trains_two_steps_and_writes_its_results(workdir):
-  path, tables = workdir
+@TRAINED
+@pytest.mark.slow
+def test_each_phase_trains_two_steps_and_writes_its_results(trained_workdir):
+  path, tables = trained_workdir
   for phase in "abc":
     out = checkpoints.phase_dir(path, phase)
     results = json.load(open(os.path.join(out, "eval_results.json")))
@@ -67,11 +51,13 @@ def test_each_phase_trains_two_steps_and_writes_its_results(workdir):
     assert step == 2 and int(state["step"]) == 2
 
 
-def test_phase_a_leaves_attention_at_its_initialisation(workdir):
-  path, _ = workdir
+@TRAINED
+@pytest.mark.slow
+def test_phase_a_leaves_attention_at_its_initialisation(trained_workdir):
+  path, _ = trained_workdir
   state, _ = _raw(path, "a")
-  config = _config("a")
-  init = models.init_variables(train.create_model(config),
+  config = tiny_config("a")
+  init = models.init_variables(models.create_model(config),
                                jax.random.PRNGKey(config.seed),
                                config.input_size)
   for collection in ("params", "batch_stats"):
@@ -86,8 +72,10 @@ def test_phase_a_leaves_attention_at_its_initialisation(workdir):
     assert any(changed)
 
 
-def test_phase_b_leaves_the_heatmap_network_bit_for_bit(workdir):
-  path, _ = workdir
+@TRAINED
+@pytest.mark.slow
+def test_phase_b_leaves_the_heatmap_network_bit_for_bit(trained_workdir):
+  path, _ = trained_workdir
   a, _ = _raw(path, "a")
   b, _ = _raw(path, "b")
   for collection in ("params", "batch_stats"):
@@ -108,59 +96,39 @@ def test_phase_b_leaves_the_heatmap_network_bit_for_bit(workdir):
                    _leaves_by_task(b["params"])[task]))
 
 
-def test_predictor_and_evaluate_cli_load_the_checkpoints(workdir, tmp_path):
-  path, tables = workdir
-  predictor = predict.Predictor.from_checkpoint(path)
-  image = (np.random.default_rng(0).random((90, 70, 3)) * 255).astype(
-      np.uint8)
-  result = predictor(image)
-  assert result.keypoints.shape == (16, 2)
-  assert np.all(np.isfinite(result.keypoints))
-  assert result.masks.shape[0] == 2
-  env = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": REPO}
-  out = subprocess.run(
-      [sys.executable, "-m", "acnn_jax.evaluate", f"--workdir={path}",
-       "--phase=c", "--config=configs/tiny.py:c",
-       f"--pred_mat={tmp_path / 'pred.mat'}"],
-      capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-  assert out.returncode == 0, out.stderr[-2000:]
-  assert "Mean" in out.stdout and "Shoulder" in out.stdout
-  assert (tmp_path / "pred.mat").exists()
-
-
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path,
                                                            monkeypatch):
   workdir = str(tmp_path)
-  batches = input_pipeline.sharded_batches
+  prefetch = parallel.prefetch
 
-  def interrupted(ds, num_devices=None):
-    for i, batch in enumerate(batches(ds, num_devices)):
+  def interrupted(batches, size=2):
+    for i, batch in enumerate(prefetch(batches, size)):
       if i == 3:
         raise KeyboardInterrupt("simulated kill")
       yield batch
 
-  config = _config("a", num_epochs=2)  # 4 steps, a checkpoint each step.
-  monkeypatch.setattr(input_pipeline, "sharded_batches", interrupted)
+  config = tiny_config("a", num_epochs=2)  # 4 steps, a checkpoint each step.
+  monkeypatch.setattr(parallel, "prefetch", interrupted)
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(config, workdir)
   state, interrupted_at = _raw(workdir, "a")
-  # Batches are prefetched, so the run stops a step or two before batch 3.
   assert 1 <= interrupted_at <= 3
   saved = state["params"]
-  monkeypatch.setattr(input_pipeline, "sharded_batches", batches)
+  monkeypatch.setattr(parallel, "prefetch", prefetch)
 
   seen = []
-  original_restore = train.restore_state
+  original_restore = checkpoints.restore_latest
 
-  def spy(manager, state):
-    restored = original_restore(manager, state)
+  def spy(manager, template):
+    restored = original_restore(manager, template)
     seen.append(restored)
     return restored
 
-  monkeypatch.setattr(train, "restore_state", spy)
+  monkeypatch.setattr(checkpoints, "restore_latest", spy)
   train.train_and_evaluate(config, workdir)
-  assert len(seen) == 1 and int(seen[0].step) == interrupted_at
-  for a, b in zip(jax.tree_util.tree_leaves(seen[0].params),
+  assert len(seen) == 1 and int(seen[0]["step"]) == interrupted_at
+  for a, b in zip(jax.tree_util.tree_leaves(seen[0]["params"]),
                   jax.tree_util.tree_leaves(saved)):
     np.testing.assert_array_equal(a, b)
   _, step = _raw(workdir, "a")
@@ -168,14 +136,15 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path,
 
 
 def test_phase_b_without_phase_a_says_what_to_run(tmp_path):
-  with pytest.raises(FileNotFoundError, match="configs/phase_a.py"):
-    train.train_and_evaluate(_config("b"), str(tmp_path))
+  with pytest.raises(errors.MissingError, match="configs/phase_a.py"):
+    train.train_and_evaluate(tiny_config("b"), str(tmp_path))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path,
                                                            monkeypatch):
   workdir = str(tmp_path)
-  train.train_and_evaluate(_config("a"), workdir)
+  train.train_and_evaluate(tiny_config("a"), workdir)
   before, step = _raw(workdir, "a")
   assert step == 2
 
@@ -186,7 +155,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path,
   original = train.heatmap_loss
   monkeypatch.setattr(train, "heatmap_loss", nan_loss)
   with pytest.raises(train.NonFiniteLossError, match="step 2"):
-    train.train_and_evaluate(_config("a", num_epochs=3), workdir)
+    train.train_and_evaluate(tiny_config("a", num_epochs=3), workdir)
   after, step = _raw(workdir, "a")
   assert step == 2
   for a, b in zip(jax.tree_util.tree_leaves(after),
@@ -204,6 +173,6 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path,
     (dict(lr_boundaries=(3, 1)), "lr_boundaries"),
 ])
 def test_bad_config_values_are_named(tmp_path, overrides, match):
-  with pytest.raises(ValueError, match=match):
-    train.train_and_evaluate(_config("a", **overrides), str(tmp_path))
+  with pytest.raises(errors.ConfigError, match=match):
+    train.train_and_evaluate(tiny_config("a", **overrides), str(tmp_path))
   assert not os.path.exists(os.path.join(str(tmp_path), "phase_a"))

@@ -115,3 +115,29 @@ def test_other_image_layouts_become_rgb_uint8(image):
   assert drawn.shape == (10, 12, 3) and drawn.dtype == np.uint8
   if image.dtype == np.float32:
     assert drawn.max() == 128
+
+
+class _Writer:
+  """Records what clu's writer would log."""
+
+  def __init__(self):
+    self.images = []
+
+  def write_images(self, step, images):
+    self.images.append((step, images))
+
+
+def test_write_pictures_saves_pngs_and_logs_one_padded_stack(tmp_path):
+  pictures = [np.full((10, 20, 3), 200, np.uint8),
+              np.full((16, 8, 3), 50, np.uint8)]
+  writer = _Writer()
+  visualize.write_pictures(writer, str(tmp_path / "pictures"), 7, pictures)
+  assert sorted(p.name for p in (tmp_path / "pictures").iterdir()) == [
+      "step7_0.png", "step7_1.png"]
+  step, images = writer.images[0]
+  stack = images["validation/predictions"]
+  assert step == 7 and stack.shape == (2, 16, 20, 3)
+  np.testing.assert_array_equal(stack[1, :16, :8], pictures[1])
+  assert (stack[1, :, 8:] == 0).all()
+  visualize.write_pictures(writer, str(tmp_path / "none"), 8, [])
+  assert len(writer.images) == 1 and not (tmp_path / "none").exists()

@@ -1,17 +1,16 @@
-"""Tests of the MPII annotation readers (official .mat, valid.h5, JSON).
+"""Tests of the official MPII release reader and pose-hg-train's valid.h5.
 
 The real-data tests use ../shared/mpii (the `shared_mpii` fixture skips without
 it): `valid_annolist.mat` is the official `annorect` nesting of the 2958
 validation people, `gt_valid.mat` their ground truth as the evaluation sees it.
 """
 
-import json
-
 import h5py
 import numpy as np
 import pytest
 import scipy.io
 
+from acnn_jax import errors
 from acnn_jax import mpii
 from input_pipeline import mpii_json
 from input_pipeline import mpii_official
@@ -148,18 +147,11 @@ def test_number_reads_matlab_scalars():
 def test_release_without_release_struct_is_an_error(tmp_path):
   path = str(tmp_path / "other.mat")
   scipy.io.savemat(path, {"x": 1})
-  with pytest.raises(ValueError, match="RELEASE"):
+  with pytest.raises(errors.InputError, match="RELEASE"):
     mpii_official.read_release(path)
 
 
 # ------------------------------------------------------ real MPII samples --
-
-
-@pytest.fixture(scope="module")
-def valid_annolist(shared_mpii):
-  mat = scipy.io.loadmat(str(shared_mpii / "valid_annolist.mat"))
-  records = mpii_official.parse_annolist(mat["annolist"])
-  return mat, records
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +169,8 @@ def test_valid_annolist_joints_match_gt_valid(valid_annolist, gt_valid):
   _, records = valid_annolist
   joints = np.stack([r["joints"] for r in records]) + 1.0  # 1-based.
   annotated = np.stack([r["annotated"] for r in records])
-  np.testing.assert_array_equal(annotated, gt_valid["annotated"])
-  gt = gt_valid["joints"] + 1.0
+  np.testing.assert_array_equal(annotated, gt_valid.annotated)
+  gt = gt_valid.joints
   zeros = {tuple(i) for i in np.argwhere((gt == 0) & annotated[..., None])}
   assert zeros == GT_VALID_ZEROS
   compare = annotated[..., None] & (gt != 0)
@@ -189,7 +181,7 @@ def test_valid_annolist_joints_match_gt_valid(valid_annolist, gt_valid):
 def test_valid_annolist_head_boxes_match_gt_valid(valid_annolist, gt_valid):
   _, records = valid_annolist
   boxes = np.stack([r["head_box"] for r in records])
-  np.testing.assert_allclose(boxes, gt_valid["head_box"], atol=1e-3)
+  np.testing.assert_allclose(boxes, gt_valid.head_boxes - 1.0, atol=1e-3)
 
 
 def test_valid_annolist_center_scale_visible_match_valid_h5(
@@ -251,68 +243,3 @@ def test_make_record_zeroes_unannotated_joints():
   assert record["joints"].dtype == np.float32
   assert record["visible"].dtype == np.int32
   assert record["annotated"].dtype == bool
-
-
-# ------------------------------------------------------------ JSON layout --
-
-
-def test_json_reader_agrees_with_official_annotations(shared_mpii,
-                                                      valid_annolist):
-  _, official = valid_annolist
-  records = mpii_json.read_json(
-      str(shared_mpii / "valid_sample_hrnet_format.json"))
-  names = mpii_official.read_valid_h5_image_names(
-      str(shared_mpii / "valid.h5"))
-  assert len(records) == 5
-  for record, reference, name in zip(records, official[:5], names):
-    assert record["image"] == name
-    np.testing.assert_array_equal(record["annotated"], reference["annotated"])
-    np.testing.assert_allclose(record["joints"], reference["joints"],
-                               atol=1e-3)
-    np.testing.assert_allclose(record["center"], reference["center"])
-    np.testing.assert_allclose(record["scale"], reference["scale"], rtol=1e-6)
-    assert (record["visible"] == -1).all()
-    assert record["index"] == record["person"] == -1
-    assert (record["head_box"] == 0).all()
-
-
-def test_json_validation_takes_head_boxes_from_gt_valid(shared_mpii, tmp_path):
-  mat = scipy.io.loadmat(str(shared_mpii / "gt_valid.mat"))
-  small = str(tmp_path / "gt_valid.mat")
-  scipy.io.savemat(small, {k: mat[k][..., :5] for k in (
-      "pos_gt_src", "jnt_missing", "headboxes_src")})
-  records = mpii_json.read_validation(
-      str(shared_mpii / "valid_sample_hrnet_format.json"), small)
-  expected = mpii_json.read_gt_valid(small)["head_box"]
-  np.testing.assert_allclose(np.stack([r["head_box"] for r in records]),
-                             expected, atol=1e-4)
-
-
-def test_json_validation_rejects_mismatched_gt_valid(shared_mpii, tmp_path):
-  sample = str(shared_mpii / "valid_sample_hrnet_format.json")
-  # Count mismatch: 5 people, 2958 head boxes.
-  with pytest.raises(ValueError, match="do not match"):
-    mpii_json.read_validation(sample, str(shared_mpii / "gt_valid.mat"))
-  # Same count, other people.
-  mat = scipy.io.loadmat(str(shared_mpii / "gt_valid.mat"))
-  other = str(tmp_path / "gt_valid.mat")
-  scipy.io.savemat(other, {k: mat[k][..., 5:10] for k in (
-      "pos_gt_src", "jnt_missing", "headboxes_src")})
-  with pytest.raises(ValueError, match="same order"):
-    mpii_json.read_validation(sample, other)
-
-
-def test_json_entry_variants(tmp_path):
-  entry = {"image": "x.jpg", "center": [11, 21], "scale": [1.5],
-           "joints": [[j + 1, j + 2] for j in range(16)],
-           "joints_vis": [[1, 1]] * 8 + [[0, 0]] * 8}
-  path = tmp_path / "train.json"
-  path.write_text(json.dumps([entry, {k: v for k, v in entry.items()
-                                      if k != "joints_vis"}]))
-  with_flags, without = mpii_json.read_json(str(path))
-  assert with_flags["annotated"].sum() == 8
-  assert without["annotated"].all()
-  np.testing.assert_array_equal(without["joints"][3], [3, 4])
-  np.testing.assert_array_equal(with_flags["joints"][12], [0, 0])
-  np.testing.assert_array_equal(with_flags["center"], [10, 20])
-  assert with_flags["scale"] == np.float32(1.5)

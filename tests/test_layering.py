@@ -1,0 +1,170 @@
+"""The shape of the code: imports run one way, no circles, small files.
+
+The layers (README, "Layout"), lowest first; a module may import modules of
+its own layer or of lower ones, never of a higher one, and the import graph
+has no circle:
+
+  0  errors, cli, mpii, geometry, codec, parallel, configs  (facts, helpers)
+  1  input_pipeline                                          (files -> batches)
+  2  hourglass, models, phases, optimizers, configuration    (the network)
+  3  checkpoints
+  4  inference
+  5  pckh, evaluate, visualize
+  6  train
+  7  main, demo, predict                                     (commands)
+
+Imports inside functions are allowed for TensorFlow only, to keep it out of
+light commands and of `import acnn_jax.inference` in research code.
+"""
+
+import ast
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ("acnn_jax", "input_pipeline", "configs")
+MAX_LINES = 450
+
+LAYERS = (
+    ("acnn_jax.errors", "acnn_jax.cli", "acnn_jax.mpii", "acnn_jax.geometry",
+     "acnn_jax.codec", "acnn_jax.parallel", "configs"),
+    ("input_pipeline",),
+    ("acnn_jax.hourglass", "acnn_jax.models", "acnn_jax.phases",
+     "acnn_jax.optimizers", "acnn_jax.configuration"),
+    ("acnn_jax.checkpoints",),
+    ("acnn_jax.inference",),
+    ("acnn_jax.pckh", "acnn_jax.evaluate", "acnn_jax.visualize"),
+    ("acnn_jax.train",),
+    ("acnn_jax.main", "acnn_jax.demo", "acnn_jax.predict"),
+)
+
+
+def _modules():
+  """{module name: path} of every Python file of the project's packages."""
+  found = {}
+  for package in PACKAGES:
+    for path in sorted((REPO / package).rglob("*.py")):
+      parts = path.relative_to(REPO).with_suffix("").parts
+      if parts[-1] == "__init__":
+        parts = parts[:-1]
+      found[".".join(parts)] = path
+  return found
+
+
+def _layer(module):
+  """The layer of a module: that of its longest listed prefix."""
+  if module == "acnn_jax":  # The package's __init__: a docstring, a version.
+    return 0
+  best = None
+  for index, layer in enumerate(LAYERS):
+    for prefix in layer:
+      if module == prefix or module.startswith(prefix + "."):
+        if best is None or len(prefix) > len(best[1]):
+          best = (index, prefix)
+  return None if best is None else best[0]
+
+
+def _imports(path, modules):
+  """[(imported module, line, inside a function)] of one file."""
+  tree = ast.parse(path.read_text(), str(path))
+  inside = set()
+  for node in ast.walk(tree):
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+      inside.update(id(n) for n in ast.walk(node) if n is not node)
+  found = []
+  for node in ast.walk(tree):
+    names = []
+    if isinstance(node, ast.Import):
+      names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      # `from package import module` imports the module, not the package.
+      names = [f"{node.module}.{a.name}" for a in node.names
+               if f"{node.module}.{a.name}" in modules] or [node.module]
+    for name in names:
+      found.append((name, node.lineno, id(node) in inside))
+  return found
+
+
+def _graph():
+  modules = _modules()
+  graph = {}
+  for module, path in modules.items():
+    graph[module] = sorted({name for name, _, _ in _imports(path, modules)
+                            if name in modules and name != module})
+  return graph
+
+
+def _cycle(graph):
+  """One import circle as a list of modules, or None."""
+  state, stack = {}, []
+
+  def visit(node):
+    state[node] = "open"
+    stack.append(node)
+    for nxt in graph.get(node, ()):
+      if state.get(nxt) == "open":
+        return stack[stack.index(nxt):] + [nxt]
+      if nxt not in state:
+        found = visit(nxt)
+        if found:
+          return found
+    stack.pop()
+    state[node] = "done"
+    return None
+
+  for node in graph:
+    if node not in state:
+      found = visit(node)
+      if found:
+        return found
+  return None
+
+
+def test_every_module_has_a_layer():
+  assert not [m for m in _modules() if _layer(m) is None]
+
+
+def test_the_import_graph_has_no_circle():
+  assert _cycle(_graph()) is None, " -> ".join(_cycle(_graph()))
+
+
+def test_no_module_imports_a_higher_layer():
+  upward = [f"{module} (layer {_layer(module)}) imports {name} (layer "
+            f"{_layer(name)})"
+            for module, names in _graph().items() for name in names
+            if _layer(name) > _layer(module)]
+  assert not upward, "\n".join(upward)
+
+
+def test_imports_inside_functions_are_tensorflow_only():
+  modules = _modules()
+  nested = [f"{path.relative_to(REPO)}:{line} imports {name}"
+            for path in modules.values()
+            for name, line, inside in _imports(path, modules)
+            if inside and name.split(".")[0] != "tensorflow"]
+  assert not nested, "\n".join(nested)
+
+
+@pytest.mark.parametrize("folder", PACKAGES + ("tests", "benchmarks"))
+def test_no_file_is_over_the_size_limit(folder):
+  sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines())
+           for p in (REPO / folder).rglob("*.py")}
+  assert not {p: n for p, n in sizes.items() if n > MAX_LINES}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["acnn_jax.pckh", "input_pipeline.synthetic",
+                                    "acnn_jax.models", "acnn_jax.inference"])
+def test_light_modules_do_not_load_tensorflow(module):
+  """The PCKh and synthetic-data commands, and the model with its decoding
+  for research code, start without TensorFlow's seconds of import."""
+  code = f"import sys, {module}; print('tensorflow' in sys.modules)"
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=120,
+                          check=True)
+  assert result.stdout.strip() == "False"
