@@ -2,7 +2,8 @@
 jax; shared fixtures; the `slow` marker.
 
 `./launch.sh test` runs everything; `./launch.sh test -m "not slow"` leaves out
-the tests marked slow (training runs and subprocesses that load the network).
+the tests marked slow (training runs, subprocesses that load JAX and
+TensorFlow, the full-size network, the jitted initialisation).
 """
 
 import os
@@ -40,8 +41,8 @@ TRAINED = pytest.mark.xdist_group("trained_workdir")
 
 def pytest_configure(config):
   config.addinivalue_line(
-      "markers", "slow: trains or loads networks in subprocesses; deselect "
-      "with -m 'not slow' for a quick run.")
+      "markers", "slow: one of the longest tests (training, subprocesses, the "
+      "full-size network); deselect with -m 'not slow' for a quick run.")
 
 
 @functools.lru_cache(maxsize=None)

@@ -22,6 +22,11 @@ def _tiny():
   return tiny_model(**TINY)
 
 
+# The tests of the tiny network's jitted function run in one pytest-xdist
+# worker, so that each setting compiles once for the whole file.
+_COMPILED_ONCE = pytest.mark.xdist_group("test_inference_tiny_network")
+
+
 @functools.lru_cache(maxsize=None)
 def _predict_fn(flip_test=True):
   """The tiny network's jitted heatmap function, compiled once per setting
@@ -29,7 +34,10 @@ def _predict_fn(flip_test=True):
   return inference.make_predict_fn(_tiny()[0], flip_test=flip_test)
 
 
-def _images(seed, batch=2, size=64):
+def _images(seed, batch=3, size=64):
+  # One batch size for every test of the tiny network, so that the jitted
+  # heatmap function compiles once per setting; 3 so that the batch axis
+  # cannot be mistaken for the stage axis (2 stacks).
   return jax.random.uniform(jax.random.PRNGKey(seed), (batch, size, size, 3))
 
 
@@ -105,9 +113,10 @@ def test_flip_shift_in_predict_fn_is_a_one_pixel_shift():
   assert not np.allclose(back_shift, back_plain)
 
 
+@_COMPILED_ONCE
 def test_predict_fn_shapes_and_stage_axis():
   model, variables = _tiny()
-  out = _predict_fn()(variables, _images(0, batch=3))
+  out = _predict_fn()(variables, _images(0))
   assert out["heatmaps"].shape == (3, 16, 16, 16)
   assert out["stage_predictions"].shape == (2, 3, 16, 16, 16)
   assert out["masks"].shape == (2, 3, 16, 16, 1)
@@ -115,6 +124,7 @@ def test_predict_fn_shapes_and_stage_axis():
                                 out["heatmaps"])
 
 
+@_COMPILED_ONCE
 def test_flip_test_is_the_average_with_the_flipped_back_mirror():
   model, variables = _tiny()
   images = _images(1)
@@ -130,6 +140,7 @@ def test_flip_test_is_the_average_with_the_flipped_back_mirror():
                              atol=1e-5)
 
 
+@_COMPILED_ONCE
 def test_flip_test_result_is_flip_invariant_on_a_symmetric_image():
   model, variables = _tiny()
   images = _images(2)

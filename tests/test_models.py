@@ -137,6 +137,7 @@ def test_zero_mask_cuts_the_next_stage_off_the_image():
   np.testing.assert_allclose(a.predictions[-1], a.predictions[0], atol=1e-6)
 
 
+@pytest.mark.slow  # A gradient through the whole network: ~17 s.
 def test_binary_masks_are_hard_but_pass_gradients():
   model, variables = _tiny(mask_mode="binary")
   variables = _randomize_attention(variables)
@@ -213,6 +214,7 @@ def test_frozen_task_keeps_batch_stats():
              if l == models.ATTENTION_TASK)
 
 
+@pytest.mark.slow  # Compiles the network a second time, in bfloat16.
 def test_bfloat16_compute_keeps_float32_params():
   model, variables = _tiny()
   bf16 = model.clone(dtype=jnp.bfloat16)
