@@ -22,6 +22,8 @@ INSTALL_REQUIRES = [
     "scipy>=1.13",
     "h5py>=3.11",
     "pillow>=10",
+    # The PCKh and mask-statistics plots (acnn_jax/plots.py), on Agg.
+    "matplotlib>=3.8",
     # TFDS needs it to build data sets but only declares it for Python < 3.9.
     "importlib_resources>=6",
 ]

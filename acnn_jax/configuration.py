@@ -25,7 +25,7 @@ _POSITIVE = ("batch_size", "learning_rate", "num_epochs", "input_size",
              "eval_every_epochs", "shuffle_buffer")
 # Fields that must be >= 0.
 _NON_NEGATIVE = ("synthetic_images", "num_pictures", "scale_sigma",
-                 "rotation_sigma")
+                 "rotation_sigma", "attention_sparsity")
 # Fields that are probabilities.
 _PROBABILITIES = ("rotation_prob", "flip_prob")
 

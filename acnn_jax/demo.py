@@ -16,6 +16,7 @@ from absl import logging
 import jax
 
 from acnn_jax import cli
+from acnn_jax import mask_stats
 from acnn_jax import pckh
 from acnn_jax import phases as phases_lib
 from acnn_jax import train
@@ -47,7 +48,9 @@ def main(argv):
                                              FLAGS.workdir)
     seconds[phase] = time.time() - phase_start
     print(f"\nPhase {phase.upper()} ({seconds[phase]:.0f} s):\n"
-          f"{pckh.format_table(tables[phase])}", flush=True)
+          f"{pckh.format_table(tables[phase])}"
+          f"{mask_stats.format_stats(mask_stats.select(tables[phase]))}",
+          flush=True)
   print(f"\nDemo finished in {time.time() - start:.0f} s; results, "
         f"checkpoints and pictures are in {FLAGS.workdir}/phase_*/.")
   for phase, table in tables.items():

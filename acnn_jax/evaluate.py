@@ -17,12 +17,13 @@ the checkpoint).
 import dataclasses
 import json
 import os
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.io
 
@@ -30,9 +31,12 @@ from acnn_jax import checkpoints
 from acnn_jax import cli
 from acnn_jax import codec as codec_lib
 from acnn_jax import configuration
+from acnn_jax import geometry
 from acnn_jax import inference
+from acnn_jax import mask_stats
 from acnn_jax import parallel
 from acnn_jax import pckh
+from acnn_jax import phases
 from acnn_jax import visualize
 from input_pipeline import pipeline
 from input_pipeline import prepare
@@ -48,6 +52,8 @@ class EvalResult:
     confidences: (N, 16) heatmap peak values.
     index, person: (N,) the people's ids in the official release.
     pictures: uint8 figures of the first validation people.
+    mask_stats: where the masks look (`mask_stats.MaskStats.result`), empty
+      when no mask gates a later stage (phase A, one stack, no attention).
   """
   table: Dict[str, float]
   predictions: np.ndarray
@@ -55,40 +61,52 @@ class EvalResult:
   index: np.ndarray
   person: np.ndarray
   pictures: List[np.ndarray]
+  mask_stats: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _device_fn(predict_fn, codec):
-  """Crops -> joints in original pixels, one device's share of a batch."""
+  """Crops -> joints in original pixels and the gating masks (batch first),
+  one device's share of a batch."""
   def fn(variables, batch):
     out = predict_fn(variables, batch["image"])
     coords, confidences = inference.decode_to_original(
         codec, out["heatmaps"], batch["center"], batch["scale"])
-    return coords, confidences
+    # (S, B, h, w, 1) -> (B, S - 1, h, w): the masks that gate a stage.
+    masks = jnp.moveaxis(out["masks"][:-1, ..., 0], 0, 1)
+    return coords, confidences, masks
   return fn
 
 
+def _heatmap_joints(batch, key, heatmap_size):
+  """Joints (`joints` or `other_joints`) in heatmap pixels of the crops."""
+  return np.stack([
+      geometry.apply_affine(geometry.affine_matrix(c, s, heatmap_size), j)
+      for c, s, j in zip(batch["center"], batch["scale"], batch[key])])
+
+
 def _pictures(predict_fn, codec, variables, batch, count):
-  """Figures (skeleton, heatmaps, each stage's mask) of the first people."""
+  """ACNN's Fig. 6 for the first people of a batch: per person the crop with
+  the predicted skeleton, then what each mask keeps (one picture)."""
   count = min(count, int(batch["mask"].sum()))
   if count <= 0:
     return []
   images = batch["image"][:count]
   out = jax.device_get(predict_fn(variables, images))
   crop_coords, confidences = jax.device_get(codec.decode(out["heatmaps"]))
-  figures = []
+  rows = []
   for i in range(count):
     # Heatmap pixel j is input-crop pixel stride * j + (stride - 1) / 2.
     crop_points = crop_coords[i] * codec.stride + (codec.stride - 1) / 2
-    figures.append(visualize.prediction_figure(
-        images[i], crop_points, confidences[i], crop=images[i],
-        crop_keypoints=crop_points, masks=out["masks"][:, i],
-        heatmaps=out["heatmaps"][i], threshold=None))
-  return figures
+    rows.append(visualize.attention_figure(
+        images[i], out["masks"][:, i], crop_points, confidences[i],
+        threshold=None, title=f"person {i}"))
+  return [visualize.attention_grid(rows)]
 
 
 def evaluate(model, variables, batches, *, input_size: int,
              flip_test: bool = True, flip_shift: bool = False,
-             masks_to_one: bool = False, num_pictures: int = 0) -> EvalResult:
+             masks_to_one: bool = False, num_pictures: int = 0,
+             region_stats: bool = False) -> EvalResult:
   """Runs the model over validation batches and scores PCKh.
 
   Args:
@@ -102,6 +120,8 @@ def evaluate(model, variables, batches, *, input_size: int,
     flip_shift: HRNet/mmpose's one-pixel shift of the flipped heatmaps.
     masks_to_one: run as the plain stacked hourglass (phase A).
     num_pictures: draw this many people of the first batch.
+    region_stats: also measure the masks on the target person and the
+      background (`mask_stats`; trustworthy on the synthetic set only).
 
   Returns:
     An `EvalResult`; every real person of the split is counted once.
@@ -114,15 +134,24 @@ def evaluate(model, variables, batches, *, input_size: int,
                                 in_axes=(None, 0), out_axes=0)
   keys = ("joints", "annotated", "head_size", "index", "person")
   kept = {k: [] for k in keys + ("coords", "confidences")}
+  gating = model.num_stacks - 1 if model.attention and not masks_to_one else 0
+  stats = mask_stats.MaskStats(gating, regions=region_stats)
   pictures = []
   for batch in batches:
     batch = {k: np.asarray(v) for k, v in batch.items()}
     if not pictures and num_pictures:
       pictures = _pictures(predict_fn, codec, variables, batch, num_pictures)
     inputs = {k: batch[k] for k in ("image", "center", "scale")}
-    coords, confidences = jax.device_get(
+    coords, confidences, masks = jax.device_get(
         p_fn(variables, parallel.shard(inputs)))
     real = batch["mask"] > 0
+    if gating:
+      stats.add(masks.reshape(-1, *masks.shape[2:])[real],
+                _heatmap_joints(batch, "joints", codec.heatmap_size)[real],
+                batch["annotated"][real],
+                _heatmap_joints(batch, "other_joints",
+                                codec.heatmap_size)[real],
+                batch["other_annotated"][real])
     kept["coords"].append(coords.reshape(-1, *coords.shape[2:])[real])
     kept["confidences"].append(
         confidences.reshape(-1, *confidences.shape[2:])[real])
@@ -135,7 +164,8 @@ def evaluate(model, variables, batches, *, input_size: int,
                           got["head_size"])
   return EvalResult(table=table, predictions=got["coords"],
                     confidences=got["confidences"], index=got["index"],
-                    person=got["person"], pictures=pictures)
+                    person=got["person"], pictures=pictures,
+                    mask_stats=stats.result())
 
 
 def write_pred_mat(path: str, result: EvalResult):
@@ -150,12 +180,47 @@ def write_pred_mat(path: str, result: EvalResult):
                    do_compression=True)
 
 
-def write_results(path: str, table: Dict[str, float], **extra):
+def write_results(path: str, table: Dict[str, Any], **extra):
   """Writes the PCKh table (and extra fields) as JSON, atomically."""
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump({**table, **extra}, f, indent=2)
   os.replace(tmp, path)
+
+
+def read_history(path: str) -> List[Dict[str, Any]]:
+  """The evaluation records of `append_history`, oldest first ([] if none)."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return json.load(f)
+
+
+def append_history(path: str, record: Dict[str, Any]):
+  """Appends one evaluation's record to a JSON list, atomically.
+
+  A resumed run evaluates again at steps it had already evaluated: a record
+  replaces the one of the same phase and step.
+  """
+  history = [r for r in read_history(path)
+             if (r.get("phase"), r.get("step")) !=
+             (record.get("phase"), record.get("step"))]
+  write_list = sorted(history + [record], key=lambda r: r["step"])
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(write_list, f, indent=1)
+  os.replace(tmp, path)
+
+
+def history_across_phases(workdir: str, last_phase: str
+                          ) -> List[Dict[str, Any]]:
+  """The evaluation records of `workdir`'s phases up to `last_phase`, in
+  training order (phases that did not run have none)."""
+  history = []
+  for name in phases.NAMES[:phases.NAMES.index(last_phase) + 1]:
+    history += read_history(os.path.join(
+        checkpoints.phase_dir(workdir, name), "eval_history.json"))
+  return history
 
 
 FLAGS = flags.FLAGS
@@ -192,8 +257,10 @@ def main(argv):
   result = evaluate(loaded.model, loaded.variables, ds.as_numpy_iterator(),
                     input_size=config.input_size, flip_test=config.flip_test,
                     flip_shift=config.flip_shift,
-                    masks_to_one=loaded.masks_to_one)
-  print(pckh.format_table(result.table))
+                    masks_to_one=loaded.masks_to_one,
+                    region_stats=config.synthetic_images > 0)
+  print(pckh.format_table(result.table) +
+        mask_stats.format_stats(result.mask_stats))
   if FLAGS.pred_mat:
     write_pred_mat(FLAGS.pred_mat, result)
     logging.info("Wrote %d predictions to %s", len(result.predictions),

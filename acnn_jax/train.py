@@ -31,11 +31,13 @@ from acnn_jax import checkpoints
 from acnn_jax import configuration
 from acnn_jax import errors
 from acnn_jax import evaluate as evaluate_lib
+from acnn_jax import mask_stats
 from acnn_jax import models
 from acnn_jax import optimizers
 from acnn_jax import parallel
 from acnn_jax import pckh
 from acnn_jax import phases
+from acnn_jax import plots
 from acnn_jax import visualize
 from input_pipeline import pipeline
 from input_pipeline import prepare
@@ -71,6 +73,19 @@ def heatmap_loss(predictions, targets, weights):
   return jnp.sum(per_stage), per_stage
 
 
+def mask_prior(masks, weight):
+  """The prior that rewards discarding: `weight` * the mean of the masks
+  that gate a later stage (all but the last), 0 with one stage.
+
+  Args:
+    masks: (S, B, h, w, 1) the masks of `ACNN.apply`.
+    weight: `config.attention_sparsity`.
+  """
+  if masks.shape[0] < 2 or not weight:
+    return jnp.zeros((), jnp.float32)
+  return weight * jnp.mean(masks[:-1].astype(jnp.float32))
+
+
 def _task_norms(grads) -> Dict[str, jax.Array]:
   return {f"grad_norm_{task}":
           optax.tree.norm(models.split_by_task(grads, (task,))[0])
@@ -79,13 +94,15 @@ def _task_norms(grads) -> Dict[str, jax.Array]:
 
 def train_step(state: TrainState, batch, *, model: models.ACNN,
                tx: optax.GradientTransformation, phase: phases.Phase,
-               learning_rate_fn):
+               learning_rate_fn, attention_sparsity: float = 0.0):
   """One pmapped step on a device's share of the batch.
 
   The gradient is taken only for the phase's tasks; the frozen task's
   parameters are carried over untouched (not even `p + 0`), and its BatchNorm
   layers run on their running statistics, so they stay bit-for-bit the same.
+  The loss is `heatmap_loss`, plus `mask_prior` when the masks are learned.
   """
+  prior_weight = 0.0 if phase.masks_to_one else attention_sparsity
   trained, frozen = models.split_by_task(state.params, phase.trained)
 
   def loss_fn(trained_params):
@@ -95,12 +112,13 @@ def train_step(state: TrainState, batch, *, model: models.ACNN,
         variables, batch["image"], train=True,
         masks_to_one=phase.masks_to_one, frozen_task=phase.frozen_task,
         mutable=["batch_stats"])
-    loss, per_stage = heatmap_loss(out.predictions, batch["heatmaps"],
-                                   batch["target_weight"])
-    return loss, (new_vars["batch_stats"], per_stage, out.masks)
+    heatmap, per_stage = heatmap_loss(out.predictions, batch["heatmaps"],
+                                      batch["target_weight"])
+    loss = heatmap + mask_prior(out.masks, prior_weight)
+    return loss, (new_vars["batch_stats"], heatmap, per_stage, out.masks)
 
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-  (loss, (batch_stats, per_stage, masks)), grads = grad_fn(trained)
+  (loss, (batch_stats, heatmap, per_stage, masks)), grads = grad_fn(trained)
   grads = jax.lax.pmean(grads, parallel.AXIS)
   full_grads = {**jax.tree_util.tree_map(jnp.zeros_like, frozen), **grads}
   updates, opt_state = tx.update(full_grads, state.opt_state, state.params)
@@ -109,7 +127,8 @@ def train_step(state: TrainState, batch, *, model: models.ACNN,
   new_state = state.replace(step=state.step + 1,
                             params={**state.params, **new_trained},
                             batch_stats=batch_stats, opt_state=opt_state)
-  metrics = {"loss": loss, "learning_rate": learning_rate_fn(state.step),
+  metrics = {"loss": loss, "heatmap_loss": heatmap,
+             "learning_rate": learning_rate_fn(state.step),
              "mask_mean": jnp.mean(masks[:-1]) if masks.shape[0] > 1 else
              jnp.mean(masks), **_task_norms(grads)}
   for i in range(per_stage.shape[0]):
@@ -142,7 +161,7 @@ def _check_finite(metrics_list, step, manager_dir, last_good):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> Dict[str, float]:
+                       workdir: str) -> Dict[str, Any]:
   """Trains one phase (`config.phase`) and evaluates it.
 
   Args:
@@ -150,7 +169,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     workdir: the run's directory; this phase writes WORKDIR/phase_<p>/.
 
   Returns:
-    The final validation PCKh table (also in phase_<p>/eval_results.json).
+    The final validation PCKh table with the mask statistics
+    (`mask_stats`), `phase` and `step` (also in phase_<p>/eval_results.json;
+    every evaluation is appended to phase_<p>/eval_history.json).
 
   Raises:
     errors.ConfigError: a config field has a bad value (nothing is written).
@@ -212,7 +233,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # gradients and statistics are averaged, so every device holds the same.
   p_train_step = parallel.data_parallel(
       functools.partial(train_step, model=model, tx=tx, phase=phase,
-                        learning_rate_fn=learning_rate_fn),
+                        learning_rate_fn=learning_rate_fn,
+                        attention_sparsity=config.attention_sparsity),
       parallel.AXIS, in_axes=(None, 0), out_axes=(None, None))
 
   def run_evaluation(step):
@@ -223,21 +245,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         model, {"params": state.params, "batch_stats": state.batch_stats},
         ds.as_numpy_iterator(), input_size=config.input_size,
         flip_test=config.flip_test, flip_shift=config.flip_shift,
-        masks_to_one=phase.masks_to_one, num_pictures=config.num_pictures)
+        masks_to_one=phase.masks_to_one, num_pictures=config.num_pictures,
+        # Only the synthetic set knows where the target person is drawn.
+        region_stats=config.synthetic_images > 0)
+    scalars = {**result.table, **result.mask_stats}
     writer.write_scalars(step, {f"validation/{k}": v
-                                for k, v in result.table.items()})
+                                for k, v in scalars.items()})
     visualize.write_pictures(writer, os.path.join(out_dir, "pictures"), step,
                              result.pictures)
-    logging.info("Phase %s, step %d:\n%s", phase.name, step,
-                 pckh.format_table(result.table))
-    return result
+    logging.info("Phase %s, step %d:\n%s%s", phase.name, step,
+                 pckh.format_table(result.table),
+                 mask_stats.format_stats(result.mask_stats))
+    record = {**scalars, "phase": phase.name, "step": step}
+    evaluate_lib.append_history(history_path, record)
+    if jax.process_index() == 0:
+      plots.write_history_plots(
+          writer, out_dir, step,
+          evaluate_lib.history_across_phases(workdir, phase.name))
+    return record
 
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer)
   hooks = [report_progress] if jax.process_index() == 0 else []
   pending_metrics = []
   train_start, images_seen = time.time(), 0
-  table = None
+  history_path = os.path.join(out_dir, "eval_history.json")
+  results = None
   logging.info("Phase %s: %d steps (%d per epoch), global batch %d.",
                phase.name, num_steps, steps_per_epoch, config.batch_size)
   # Without blocking, many queued steps with collectives were seen to
@@ -272,10 +305,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           writer.write_scalars(step, summary)
       if eval_now:
         with report_progress.timed("eval"):
-          result = run_evaluation(step)
-        table = result.table
+          results = run_evaluation(step)
         checkpoints.save_state(best_manager, step, state.as_dict(),
-                               metrics={"Mean": table["Mean"]})
+                               metrics={"Mean": results["Mean"]})
         # Throughput counts training only.
         train_start, images_seen = time.time(), 0
       if save_now:
@@ -285,9 +317,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     # Also on Ctrl-C or an error: finish writing the checkpoints begun.
     last_manager.wait_until_finished()
     best_manager.wait_until_finished()
-  if table is None:  # Already trained to the end: evaluate what is there.
-    table = run_evaluation(int(state.step)).table
-  evaluate_lib.write_results(os.path.join(out_dir, "eval_results.json"), table,
-                             phase=phase.name, step=int(state.step))
+  if results is None:  # Already trained to the end: evaluate what is there.
+    results = run_evaluation(int(state.step))
+  evaluate_lib.write_results(os.path.join(out_dir, "eval_results.json"),
+                             results)
   writer.flush()
-  return table
+  return results

@@ -1,5 +1,7 @@
 """Pictures of predictions: skeletons, heatmaps and ACNN's attention masks.
 
+`attention_figure` is the one to look at (ACNN's Fig. 6), one row a person.
+
 Every function takes and returns uint8 (H, W, 3) numpy arrays (float images in
 [0, 1] are accepted too), so the same pictures go to PNG files (`save_png`) and
 to TensorBoard (clu's `writer.write_images` takes a stacked (N, H, W, 3)).
@@ -10,6 +12,7 @@ masks are upsampled by repeating pixels and heatmaps by PIL's bilinear resize,
 which keeps those centres.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -29,6 +32,10 @@ SIDE_COLORS = {
 # targets peak at 1); below 0.2 a joint is usually a guess.
 DEFAULT_THRESHOLD = 0.2
 MASK_THRESHOLD = 0.5
+# The 0.5 level of a soft mask, drawn as a thin line (no skeleton colour).
+CONTOUR_COLOR = (80, 255, 120)
+# Dark grey between panels and rows: masked panels are black at their edges.
+_GAP, _GAP_COLOR = 4, 40
 
 
 def _as_rgb_uint8(image):
@@ -54,8 +61,13 @@ def _joint_side(joint):
   return "center"
 
 
-def _font():
-  return ImageFont.load_default()
+@functools.lru_cache(maxsize=None)
+def _font(size=None):
+  """PIL's default font, `size` pixels high if Pillow (>= 10.1) can."""
+  try:
+    return ImageFont.load_default(size=size)
+  except TypeError:  # Pillow 10.0 has no size argument.
+    return ImageFont.load_default()
 
 
 def _label(image, text, position=(2, 2)):
@@ -175,8 +187,8 @@ def heatmap_grid(image_crop, heatmaps, columns=4, names=mpii.JOINT_NAMES,
     (rows * S, columns * S, 3) uint8 grid.
   """
   heatmaps = np.asarray(heatmaps, np.float32)
-  names = list(names) if names is not None else [str(k) for k in
-                                                  range(heatmaps.shape[-1])]
+  if names is None:
+    names = [str(k) for k in range(heatmaps.shape[-1])]
   tiles = [label(heatmap_overlay(image_crop, heatmaps[..., k],
                                  normalize=normalize), names[k])
            for k in range(heatmaps.shape[-1])]
@@ -196,46 +208,79 @@ def _upsample_mask(mask, size):
   return _resize(mask, (size, size), Image.Resampling.NEAREST)
 
 
-def attention_overlay(image_crop, masks, threshold=MASK_THRESHOLD, dim=0.0):
-  """Each stage's attention mask over the crop, like ACNN's Fig. 6.
-
-  Regions the mask discards (mask < `threshold`) are black (or dimmed to
-  `dim` of their brightness); what it keeps shows the crop. Panel i is
-  labelled "M{i+1}": the mask of stage i+1, which gates stage i+2's input and
-  prediction (the last one gates nothing).
-
-  Args:
-    image_crop: (S, S, 3) uint8 network input crop.
-    masks: (num_stages, h, w) or (num_stages, h, w, 1) masks in [0, 1].
-    threshold: masks below it count as discarded (0.5, the binary masks').
-    dim: brightness left in discarded regions (0: black, as in the paper;
-      e.g. 0.25 keeps the context readable).
-
-  Returns:
-    (S, num_stages * S, 3) uint8, the stages side by side.
-  """
-  crop = _as_rgb_uint8(image_crop)
+def _stage_masks(masks):
+  """(S, h, w) or (S, h, w, 1) masks -> (S, h, w) float32."""
   masks = np.asarray(masks, np.float32)
   if masks.ndim == 4:
     masks = masks[..., 0]
   if masks.ndim != 3:
     raise ValueError(f"expected (stages, h, w[, 1]) masks, got {masks.shape}.")
+  return masks
+
+
+def attention_overlay(image_crop, masks, threshold=MASK_THRESHOLD, dim=0.0):
+  """Each stage's mask over the crop, thresholded (see `attention_figure`).
+
+  Where a mask is below `threshold` the crop is black (or dimmed to `dim` of
+  its brightness). Panel i is labelled "M{i+1}" (stage i+1's mask).
+
+  Args:
+    image_crop: (S, S, 3) uint8 network input crop.
+    masks: (num_stages, h, w[, 1]) masks in [0, 1].
+    threshold: masks below it count as discarded.
+    dim: brightness left in discarded regions (0: black, as in the paper).
+
+  Returns:
+    (S, num_stages * S, 3) uint8, the stages side by side.
+  """
+  crop = _as_rgb_uint8(image_crop)
   panels = []
-  for stage, mask in enumerate(masks):
+  for stage, mask in enumerate(_stage_masks(masks)):
     kept = _upsample_mask(mask, crop.shape[0]) >= threshold
     panel = np.where(kept[..., None], crop, np.round(crop * dim))
     panel = panel.astype(np.uint8)
-    panels.append(label(panel, f"M{stage + 1} keeps {kept.mean():.0%}"))
+    panels.append(label(panel, _mask_caption(stage, mask, threshold)))
   return np.concatenate(panels, axis=1)
 
 
+def _mask_caption(stage, mask, threshold=MASK_THRESHOLD):
+  """"M1 mean 0.42 · keeps 37%": the mean tells soft masks apart whose
+  thresholded share is the same (0.98 and 0.6 everywhere both keep 100%)."""
+  mask = np.asarray(mask, np.float32)
+  return (f"M{stage + 1} mean {mask.mean():.2f} \u00b7 keeps "
+          f"{(mask >= threshold).mean():.0%}")
+
+
+def _contour(kept, width=2):
+  """(H, W) bool -> the kept pixels up to `width` 4-neighbour steps from a
+  discarded one (2: a line that survives TensorBoard's downscaling)."""
+  inside = kept
+  for _ in range(width):  # Erosion; the picture's border is no contour.
+    p = np.pad(inside, 1, mode="edge")
+    inside = inside & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+  return kept & ~inside
+
+
+def _soft_mask_panel(crop, mask, threshold=MASK_THRESHOLD):
+  """The crop's brightness times the mask, and its `threshold` contour.
+
+  Scaling, not thresholding, shows how much is kept: 0.98 everywhere leaves
+  the crop, 0.3 on the background dims it, 0 is black (ACNN's Fig. 6)."""
+  values = np.clip(_upsample_mask(mask, crop.shape[0]), 0.0, 1.0)
+  panel = np.round(crop * values[..., None]).astype(np.uint8)
+  panel[_contour(values >= threshold)] = CONTOUR_COLOR
+  return panel
+
+
 def _fit_height(image, keypoints, height):
-  """Resizes an image to `height` rows (aspect kept) and its keypoints along."""
+  """Resizes an image to `height` rows, aspect kept, and keypoints or None."""
   image = _as_rgb_uint8(image)
   factor = height / image.shape[0]
   width = max(1, round(image.shape[1] * factor))
   resized = np.asarray(Image.fromarray(image).resize(
       (width, height), Image.Resampling.BILINEAR))
+  if keypoints is None:
+    return resized, None
   # Pixel centres map as (x + 0.5) * factor - 0.5, like PIL's resize.
   keypoints = (np.asarray(keypoints, np.float64) + 0.5) * np.array(
       [width / image.shape[1], factor]) - 0.5
@@ -243,10 +288,8 @@ def _fit_height(image, keypoints, height):
 
 
 def _pad_width(picture, width):
-  if picture.shape[1] >= width:
-    return picture
-  pad = np.zeros((picture.shape[0], width - picture.shape[1], 3), np.uint8)
-  return np.concatenate([picture, pad], axis=1)
+  extra = max(0, width - picture.shape[1])
+  return np.pad(picture, ((0, 0), (0, extra), (0, 0)))
 
 
 def prediction_figure(image, keypoints, confidences=None, crop=None,
@@ -279,13 +322,8 @@ def prediction_figure(image, keypoints, confidences=None, crop=None,
   panels = [label(draw_skeleton(resized, points, confidences, threshold),
                   "prediction")]
   if crop is not None:
-    crop = _as_rgb_uint8(crop)
-    factor = height / crop.shape[0]
-    crop = np.asarray(Image.fromarray(crop).resize(
-        (height, height), Image.Resampling.BILINEAR))
-    if crop_keypoints is not None:
-      crop_points = (np.asarray(crop_keypoints, np.float64) + 0.5) * factor
-      crop_points = crop_points - 0.5
+    crop, crop_points = _fit_height(crop, crop_keypoints, height)
+    if crop_points is not None:
       panels.append(label(draw_skeleton(crop, crop_points, confidences,
                                         threshold), "crop"))
     if heatmaps is not None:
@@ -300,6 +338,83 @@ def prediction_figure(image, keypoints, confidences=None, crop=None,
     figure = np.concatenate([_pad_width(figure, width),
                              _pad_width(grid, width)], axis=0)
   return figure
+
+
+def _caption_strip(text, width):
+  """A black strip with white `text`, the font shrunk until the text fits."""
+  size = font_size = max(10, width // 14)
+  while size > 8 and _font(size).getlength(text) > width - 6:
+    size -= 1
+  height = font_size + font_size // 2 + 4
+  strip = Image.new("RGB", (width, height))
+  ImageDraw.Draw(strip).text((3, height // 2), text, fill=(255, 255, 255),
+                             font=_font(size), anchor="lm")
+  return np.asarray(strip)
+
+
+def _join(pictures, axis, gap=_GAP):
+  """Equal-height pictures side by side (axis 1), or pictures stacked (axis
+  0, the narrower padded with black), with grey gaps between them."""
+  if axis == 0:
+    width = max(p.shape[1] for p in pictures)
+    pictures = [_pad_width(p, width) for p in pictures]
+  shape = pictures[0].shape
+  sep = np.full(shape[:axis] + (gap,) + shape[axis + 1:], _GAP_COLOR, np.uint8)
+  parts = [part for picture in pictures for part in (picture, sep)]
+  return np.concatenate(parts[:-1], axis=axis)
+
+
+def attention_figure(crop, masks, keypoints=None, confidences=None,
+                     threshold=DEFAULT_THRESHOLD, panel_size=192, title=None):
+  """One person's row of ACNN's Fig. 6: the crop, then what each mask keeps.
+
+  Panel 0 is the input crop with the skeleton; panel i (1 .. S-1) the crop's
+  brightness times mask M_i (black where it is 0), a green line at its 0.5
+  level and the skeleton, to see where the joints lie relative to what is
+  kept. Captions read e.g. "M1 mean 0.42 · keeps 37%" (the mask's mean; the
+  share of its pixels >= 0.5).
+
+  The last stage's mask is left out: it gates nothing, so no loss reaches its
+  head and it stays near its initial value (about 0.98); drawn, it would look
+  like a decision the network never made.
+
+  Args:
+    crop: (C, C, 3) network input crop (uint8, or float in [0, 1]).
+    masks: (S, h, w[, 1]) masks in [0, 1]; mask pixel j covers crop pixels
+      4j .. 4j + 3 (C = 4h).
+    keypoints: optional (K, 2) predicted joints (x, y) in crop pixels.
+    confidences: optional (K,) scores; joints below `threshold` are not drawn.
+    threshold: minimum confidence of a drawn joint (None: all).
+    panel_size: side of each square panel, in pixels.
+    title: caption of the crop panel (e.g. "person 3"); "input" by default.
+
+  Returns:
+    (caption + panel_size, S * panel_size + gaps, 3) uint8 row.
+  """
+  masks = _stage_masks(masks)
+  crop, points = _fit_height(crop, keypoints, panel_size)
+  captions = [title or "input"] + [_mask_caption(stage, mask)
+                                   for stage, mask in enumerate(masks[:-1])]
+  panels = [crop] + [_soft_mask_panel(crop, mask) for mask in masks[:-1]]
+  if points is not None:
+    panels = [draw_skeleton(p, points, confidences, threshold) for p in panels]
+  return _join([np.concatenate([_caption_strip(text, panel_size), panel])
+                for text, panel in zip(captions, panels)], axis=1)
+
+
+def attention_grid(rows, gap=_GAP):
+  """Stacks rows (e.g. several people's `attention_figure`) top to bottom.
+
+  Args:
+    rows: non-empty list of (H_i, W_i, 3) uint8 pictures.
+    gap: grey pixels between rows; narrower rows are padded with black.
+
+  Returns:
+    (sum H_i + gaps, max W_i, 3) uint8 picture.
+  """
+  if not rows:
+    raise ValueError("attention_grid needs at least one row.")
+  return _join([_as_rgb_uint8(row) for row in rows], axis=0, gap=gap)
 
 
 def save_png(array, path):

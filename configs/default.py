@@ -35,6 +35,11 @@ def get_config():
   config.attention_bias_init = 4.0  # Masks start at sigmoid(4) = 0.98.
   config.mask_mode = "soft"  # 'soft' or 'binary' (straight-through).
   config.combine = "gated"  # 'gated' or 'additive' (the paper's literal Eq. 4).
+  # Beyond the paper: a prior that rewards discarding, weight * the mean of
+  # the masks that gate a later stage, added to the loss in phases B and C.
+  # The heatmap loss alone hardly asks to discard background (there both the
+  # prediction and the target are zero); 0 is the paper's loss.
+  config.attention_sparsity = 0.0
   config.dtype = "float32"  # Compute dtype: 'float32' or 'bfloat16'.
 
   # Data (ACNN.md section 3).

@@ -176,8 +176,38 @@ def _example_key(position: int) -> int:
   return position << 110
 
 
-def _example(record: Record, image_path: str) -> dict[str, Any]:
+def other_people(splits: dict[str, Any]) -> dict[str, list[Record]]:
+  """Every image's annotated people, over all splits, by image name.
+
+  The validation people's images are training images of the release, whose
+  other people may be in either split.
+  """
+  by_image = collections.defaultdict(list)
+  for split in splits.values():
+    for record in split.records:
+      if np.asarray(record["annotated"], bool).any():
+        by_image[record["image"]].append(record)
+  return by_image
+
+
+def _others(record: Record, people: list[Record]) -> dict[str, np.ndarray]:
+  """The joints of the other annotated people in `record`'s image."""
+  others = [p for p in people
+            if (p["index"], p["person"]) != (record["index"], record["person"])
+            ]
+  k = mpii.NUM_JOINTS
   return {
+      "other_joints": np.asarray([p["joints"] for p in others],
+                                 np.float32).reshape(-1, k, 2),
+      "other_annotated": np.asarray([p["annotated"] for p in others],
+                                    bool).reshape(-1, k),
+  }
+
+
+def _example(record: Record, image_path: str,
+             people: list[Record]) -> dict[str, Any]:
+  return {
+      **_others(record, people),
       "image": image_path,  # TFDS stores the file's bytes as they are.
       "image_name": record["image"],
       "joints": record["joints"],
@@ -194,10 +224,12 @@ def _example(record: Record, image_path: str) -> dict[str, Any]:
 class Mpii(tfds.core.GeneratorBasedBuilder):
   """MPII Human Pose, single person: one example per annotated person."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {
       "1.0.0": ("Initial release: Tompson's validation split, official or "
                 "HRNet/mmpose JSON annotations, original JPEG bytes."),
+      "1.1.0": ("`other_joints`, `other_annotated`: the other annotated "
+                "people of each example's image (where masks look)."),
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
@@ -234,6 +266,10 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
             "head_box": tfds.features.Tensor(shape=(4,), dtype=np.float32),
             "index": tfds.features.Scalar(dtype=np.int32),
             "person": tfds.features.Scalar(dtype=np.int32),
+            "other_joints": tfds.features.Tensor(shape=(None, k, 2),
+                                                 dtype=np.float32),
+            "other_annotated": tfds.features.Tensor(shape=(None, k),
+                                                    dtype=np.bool_),
         }),
         homepage="http://human-pose.mpi-inf.mpg.de/",
         # Validation must stay in gt_valid.mat order; training shuffles in
@@ -246,9 +282,11 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
     files = mpii_layouts.find_manual_files(dl_manager.manual_dir)
     logging.info("mpii: layout %s in %s", files.layout, dl_manager.manual_dir)
     splits = mpii_layouts.read_splits(files)
+    people = other_people(splits)
     return {
         name: self._generate_examples(
-            name, split, files.images, require_head_box=name == "validation")
+            name, split, files.images, people,
+            require_head_box=name == "validation")
         for name, split in splits.items()
     }
 
@@ -259,7 +297,8 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
     return self._image_checks[path]
 
   def _generate_examples(self, split: str, records: mpii_layouts.SplitRecords,
-                         images_dir: str, require_head_box: bool
+                         images_dir: str, people: dict[str, list[Record]],
+                         require_head_box: bool
                          ) -> Iterator[tuple[int, dict[str, Any]]]:
     log = self.reports[split] = SkipLog(split)
     for what in records.missing:
@@ -273,7 +312,8 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
         log.skip(reason, describe(record), check.detail)
         continue
       log.keep()
-      yield _example_key(position), _example(record, path)
+      yield _example_key(position), _example(record, path,
+                                             people[record["image"]])
     logging.info(log.summary())
 
 

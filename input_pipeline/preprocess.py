@@ -146,9 +146,13 @@ def head_size(example):
   return {**example, "head_size": mpii.head_size(box, xp=tnp)}
 
 
+# Other people of an image kept per evaluation example (MPII has up to 17
+# people in one image; the synthetic set fewer).
+MAX_OTHER_PEOPLE = 16
 TRAIN_KEYS = ("image", "heatmaps", "target_weight")
 EVAL_KEYS = TRAIN_KEYS + ("center", "scale", "joints", "annotated",
-                          "head_size", "index", "person")
+                          "head_size", "index", "person", "other_joints",
+                          "other_annotated")
 
 
 def train_example(example, seed, codec,
@@ -168,12 +172,13 @@ def train_example(example, seed, codec,
   return {k: example[k] for k in TRAIN_KEYS}
 
 
-def eval_example(example, codec):
+def eval_example(example, codec, max_other_people=MAX_OTHER_PEOPLE):
   """One evaluation example: the un-augmented crop plus what PCKh needs.
 
   Returns the training keys plus `center`, `scale` (the crop's, for mapping
   predictions back), `joints` (16, 2) original 0-based pixels, `annotated`,
-  `head_size`, `index`, `person`.
+  `head_size`, `index`, `person`, and the image's other people
+  (`pad_other_people`, for the mask statistics).
   """
   example = head_size(crop_and_target(crop_params(example), codec))
   example["image"] = example["input"]
@@ -183,4 +188,18 @@ def eval_example(example, codec):
   example["annotated"] = tf.cast(example["annotated"], tf.bool)
   example["index"] = tf.cast(example["index"], tf.int32)
   example["person"] = tf.cast(example["person"], tf.int32)
+  example.update(pad_other_people(example, max_other_people))
   return {k: example[k] for k in EVAL_KEYS}
+
+
+def pad_other_people(example, count):
+  """`other_joints` (count, 16, 2) and `other_annotated` (count, 16) of the
+  other people in the image, padded with unannotated people (or cut)."""
+  joints = tf.cast(example["other_joints"], tf.float32)[:count]
+  annotated = tf.cast(example["other_annotated"], tf.bool)[:count]
+  missing = count - tf.shape(joints)[0]
+  joints = tf.pad(joints, [[0, missing], [0, 0], [0, 0]])
+  annotated = tf.pad(annotated, [[0, missing], [0, 0]])
+  return {"other_joints": tf.ensure_shape(joints, [count, mpii.NUM_JOINTS, 2]),
+          "other_annotated": tf.ensure_shape(annotated,
+                                             [count, mpii.NUM_JOINTS])}

@@ -29,6 +29,7 @@ def test_every_shipped_config_is_valid(name):
     (dict(flip_prob=-0.1), "config.flip_prob"),
     (dict(color_low=1.5), "color_low"),
     (dict(num_pictures=-1), "config.num_pictures"),
+    (dict(attention_sparsity=-1e-4), "config.attention_sparsity"),
     (dict(eval_batch_size=0), "config.eval_batch_size"),
     (dict(optimizer="sgd"), "config.optimizer"),
     (dict(features=10), "config.features must be divisible by 4"),

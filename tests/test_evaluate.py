@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from acnn_jax import checkpoints
 from acnn_jax import evaluate
 from acnn_jax import pckh
 from conftest import TRAINED
@@ -30,6 +31,29 @@ def test_write_results_writes_the_table_and_extras(tmp_path):
   evaluate.write_results(path, {"Mean": 50.0}, phase="b", step=7)
   assert json.load(open(path)) == {"Mean": 50.0, "phase": "b", "step": 7}
   assert os.listdir(tmp_path) == ["eval_results.json"]  # No temporary left.
+
+
+def test_history_keeps_one_record_per_phase_and_step(tmp_path):
+  workdir = tmp_path / "run"
+  for phase, steps in (("a", (4, 8)), ("c", (4,))):
+    directory = checkpoints.phase_dir(str(workdir), phase)
+    os.makedirs(directory)
+    path = os.path.join(directory, "eval_history.json")
+    for step in reversed(steps):
+      evaluate.append_history(path, {"phase": phase, "step": step,
+                                     "Mean": float(step)})
+  path = os.path.join(checkpoints.phase_dir(str(workdir), "a"),
+                      "eval_history.json")
+  # A resumed run evaluating step 8 again replaces that record.
+  evaluate.append_history(path, {"phase": "a", "step": 8, "Mean": 80.0})
+  assert [(r["step"], r["Mean"]) for r in evaluate.read_history(path)] == [
+      (4, 4.0), (8, 80.0)]
+  # Phase B did not run; A's records come before C's.
+  history = evaluate.history_across_phases(str(workdir), "c")
+  assert [(r["phase"], r["step"]) for r in history] == [
+      ("a", 4), ("a", 8), ("c", 4)]
+  assert len(evaluate.history_across_phases(str(workdir), "a")) == 2
+  assert evaluate.read_history(str(tmp_path / "none.json")) == []
 
 
 @TRAINED

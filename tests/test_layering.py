@@ -9,7 +9,7 @@ has no circle:
   2  hourglass, models, phases, optimizers, configuration    (the network)
   3  checkpoints
   4  inference
-  5  pckh, evaluate, visualize
+  5  pckh, mask_stats, evaluate, visualize, plots
   6  train
   7  main, demo, predict                                     (commands)
 
@@ -37,7 +37,8 @@ LAYERS = (
      "acnn_jax.optimizers", "acnn_jax.configuration"),
     ("acnn_jax.checkpoints",),
     ("acnn_jax.inference",),
-    ("acnn_jax.pckh", "acnn_jax.evaluate", "acnn_jax.visualize"),
+    ("acnn_jax.pckh", "acnn_jax.mask_stats", "acnn_jax.evaluate",
+     "acnn_jax.visualize", "acnn_jax.plots"),
     ("acnn_jax.train",),
     ("acnn_jax.main", "acnn_jax.demo", "acnn_jax.predict"),
 )

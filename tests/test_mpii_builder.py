@@ -99,6 +99,29 @@ def test_official_layout_build(source, tmp_path):
     assert examples[0]["image"] == f.read()
 
 
+def test_examples_carry_the_other_people_of_their_image(source, tmp_path):
+  root, _ = source
+  builder = _build(_manual_dir(root, tmp_path, "official"), tmp_path)
+  release = mpii_official.read_release(
+      os.path.join(root, mpii_official.RELEASE_FILE))
+  checked_others = 0
+  for split in ("train", "validation"):
+    for ex in _read(builder, split, "image_name", "index", "person",
+                    "other_joints", "other_annotated"):
+      others = [r for r in release
+                if r["image"] == ex["image_name"].decode() and
+                (r["index"], r["person"]) != (ex["index"], ex["person"])]
+      # In any order: compare as sets of (joints, annotated).
+      got = sorted((j.round(3).tobytes(), a.tobytes()) for j, a in
+                   zip(ex["other_joints"], ex["other_annotated"]))
+      want = sorted((np.asarray(r["joints"], np.float32).round(3).tobytes(),
+                     np.asarray(r["annotated"], bool).tobytes())
+                    for r in others)
+      assert got == want, (split, ex["image_name"])
+      checked_others += len(others)
+  assert checked_others > 0  # The synthetic images hold several people.
+
+
 def test_json_layout_build_agrees_with_official(source, tmp_path):
   root, summary = source
   json_builder = _build(_manual_dir(root, tmp_path, "json"), tmp_path)

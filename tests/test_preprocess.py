@@ -31,6 +31,10 @@ def _person(seed=0, width=300, height=240):
       "joints": joints, "annotated": annotated, "center": center,
       "scale": scale, "head_box": np.array([10, 10, 40, 50], np.float32),
       "index": np.int32(7), "person": np.int32(1),
+      # Two other people in the image, the second without its last joint.
+      "other_joints": (joints[None] + [[[40.0, 0.0]], [[-40.0, 5.0]]]
+                       ).astype(np.float32),
+      "other_annotated": np.arange(mpii.NUM_JOINTS)[None] < [[16], [15]],
   }
 
 
@@ -148,6 +152,16 @@ def test_eval_example_carries_what_pckh_needs():
   center, scale = geometry.mpii_crop(example["center"], example["scale"])
   np.testing.assert_allclose(out["center"].numpy(), center)
   np.testing.assert_allclose(out["scale"].numpy(), scale)
+  # The other people, padded to MAX_OTHER_PEOPLE with unannotated ones.
+  count = preprocess.MAX_OTHER_PEOPLE
+  assert out["other_joints"].shape == (count, mpii.NUM_JOINTS, 2)
+  np.testing.assert_allclose(out["other_joints"].numpy()[:2],
+                             example["other_joints"])
+  annotated = out["other_annotated"].numpy()
+  np.testing.assert_array_equal(annotated[:2], example["other_annotated"])
+  assert not annotated[2:].any()
+  cut = preprocess.eval_example(example, CODEC, max_other_people=1)
+  assert cut["other_joints"].shape == (1, mpii.NUM_JOINTS, 2)
 
 
 def test_augment_config_takes_every_field_from_the_config():

@@ -1,5 +1,6 @@
 """End-to-end tests of three-phase training on 2 fake CPU devices (tiny config)."""
 
+import functools
 import json
 import os
 
@@ -10,11 +11,16 @@ import pytest
 
 from acnn_jax import checkpoints
 from acnn_jax import errors
+from acnn_jax import mask_stats
 from acnn_jax import models
+from acnn_jax import optimizers
 from acnn_jax import parallel
+from acnn_jax import phases
 from acnn_jax import train
+from conftest import TINY_INPUT
 from conftest import TRAINED
 from conftest import tiny_config
+from conftest import tiny_model
 
 
 def _raw(workdir, phase, best=False):
@@ -49,6 +55,30 @@ def test_each_phase_trains_two_steps_and_writes_its_results(trained_workdir):
     assert any(f.startswith("events.out") for f in os.listdir(out))
     state, step = _raw(path, phase)
     assert step == 2 and int(state["step"]) == 2
+
+
+@TRAINED
+@pytest.mark.slow
+def test_each_evaluation_records_where_the_masks_look(trained_workdir):
+  path, tables = trained_workdir
+  for phase in "abc":
+    out = checkpoints.phase_dir(path, phase)
+    history = json.load(open(os.path.join(out, "eval_history.json")))
+    assert [r["step"] for r in history] == [2] and history[0]["phase"] == phase
+    masks = {k for k in tables[phase] if k.startswith("mask/")}
+    if phase == "a":  # Masks are exactly one: nothing to measure.
+      assert not masks
+      continue
+    # The tiny config has 2 stacks (one gating mask) on synthetic data;
+    # `others` needs another annotated person in a validation image.
+    names = {f"mask/stage_1/{s}" for s in mask_stats.STATS}
+    assert names - {"mask/stage_1/others"} <= masks <= names
+    for key in masks:
+      assert 0.0 <= tables[phase][key] <= 1.0
+      assert history[0][key] == tables[phase][key]
+    assert os.path.exists(os.path.join(out, "masks.png"))
+  assert os.path.exists(os.path.join(checkpoints.phase_dir(path, "a"),
+                                     "pckh.png"))
 
 
 @TRAINED
@@ -176,3 +206,78 @@ def test_bad_config_values_are_named(tmp_path, overrides, match):
   with pytest.raises(errors.ConfigError, match=match):
     train.train_and_evaluate(tiny_config("a", **overrides), str(tmp_path))
   assert not os.path.exists(os.path.join(str(tmp_path), "phase_a"))
+
+
+def test_mask_prior_is_the_weighted_mean_of_the_gating_masks():
+  masks = jnp.stack([jnp.full((2, 4, 4, 1), 0.25),
+                     jnp.full((2, 4, 4, 1), 0.75),
+                     jnp.ones((2, 4, 4, 1))])  # The last gates nothing.
+  assert float(train.mask_prior(masks, 2.0)) == pytest.approx(1.0)
+  assert float(train.mask_prior(masks, 0.0)) == 0.0
+  assert float(train.mask_prior(masks[:1], 2.0)) == 0.0  # One stage.
+
+
+def _distractor_problem():
+  """A tiny ACNN and a batch whose right half is a distractor for stage 2.
+
+  The targets are stage 1's own heatmaps on the right half and stage 2's on
+  the left (both of the network run with masks at one). So stage 2 can only
+  hurt on the right half, and phase B lowers the loss by discarding it
+  there; the images' right halves carry a bright stripe pattern the mask
+  head can see.
+  """
+  model, variables = tiny_model(num_stacks=2)
+  rng = np.random.RandomState(0)
+  images = rng.uniform(0.0, 0.3, (4, TINY_INPUT, TINY_INPUT, 3))
+  images[:, :, TINY_INPUT // 2:, :] += 0.6 * (np.arange(TINY_INPUT // 2) % 4
+                                              < 2)[None, None, :, None]
+  images = jnp.asarray(images, jnp.float32)
+  heatmaps = model.apply(variables, images, masks_to_one=True).heatmaps
+  half = heatmaps.shape[3] // 2
+  right = np.zeros(heatmaps.shape[2:4], bool)
+  right[:, half:] = True
+  targets = np.where(right[None, :, :, None], heatmaps[0], heatmaps[1])
+  batch = {"image": images, "heatmaps": jnp.asarray(targets),
+           "target_weight": jnp.ones((4, 16), jnp.float32)}
+  return model, variables, batch, right
+
+
+@pytest.mark.slow
+def test_phase_b_discards_a_distractor_and_keeps_the_heatmap_network():
+  """The paper's loss alone (no prior) lowers the mask where stage 2 hurts."""
+  model, variables, batch, right = _distractor_problem()
+  sparsity = 0.0
+  config = tiny_config("b", num_stacks=2, optimizer="adam",
+                       learning_rate=0.05, attention_sparsity=sparsity)
+  phase = phases.PHASES["b"]
+  tx = optimizers.create_optimizer(config, variables["params"],
+                                   lambda step: config.learning_rate, phase)
+  state = train.TrainState(step=jnp.asarray(0, jnp.int32),
+                           params=variables["params"],
+                           batch_stats=variables["batch_stats"],
+                           opt_state=tx.init(variables["params"]))
+  step_fn = parallel.data_parallel(
+      functools.partial(train.train_step, model=model.clone(
+          bn_axis_name=parallel.AXIS), tx=tx, phase=phase,
+                        learning_rate_fn=lambda step: 0.05,
+                        attention_sparsity=sparsity),
+      parallel.AXIS, in_axes=(None, 0), out_axes=(None, None))
+  sharded = parallel.shard(batch)
+  losses = []
+  for _ in range(20):
+    state, metrics = step_fn(state, sharded)
+    losses.append(float(jax.block_until_ready(metrics)["loss"]))
+  masks = model.apply({"params": state.params,
+                       "batch_stats": state.batch_stats},
+                      batch["image"]).masks[0, ..., 0]  # M_1: (B, h, w)
+  on_distractor = float(masks[:, right].mean())
+  elsewhere = float(masks[:, ~right].mean())
+  assert losses[-1] < 0.5 * losses[0], losses
+  # Masks start at sigmoid(4) = 0.98 everywhere.
+  assert on_distractor < 0.2 and elsewhere > 2 * on_distractor, (
+      on_distractor, elsewhere)
+  for (path, a), b in zip(
+      jax.tree_util.tree_leaves_with_path(state.params),
+      jax.tree_util.tree_leaves(variables["params"])):
+    if models.task_of_path(path) == models.HEATMAP_TASK:
+      assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), path

@@ -141,3 +141,100 @@ def test_write_pictures_saves_pngs_and_logs_one_padded_stack(tmp_path):
   assert (stack[1, :, 8:] == 0).all()
   visualize.write_pictures(writer, str(tmp_path / "none"), 8, [])
   assert len(writer.images) == 1 and not (tmp_path / "none").exists()
+
+
+def _panels(figure, count, size):
+  """Splits an `attention_figure` row into its image panels (below the
+  captions) and caption strips, from the grey gap its width implies."""
+  gap = (figure.shape[1] - count * size) // (count - 1)
+  starts = [i * (size + gap) for i in range(count)]
+  images = [figure[-size:, s:s + size] for s in starts]
+  captions = [figure[:-size, s:s + size] for s in starts]
+  return images, captions
+
+
+def test_attention_figure_shows_the_crop_then_each_gating_mask():
+  crop = np.full((64, 64, 3), 200, np.uint8)
+  masks = np.ones((4, 16, 16, 1), np.float32)
+  figure = visualize.attention_figure(crop, masks, panel_size=96)
+  assert figure.dtype == np.uint8 and figure.ndim == 3
+  # The crop and M1 .. M3: the last mask gates nothing and is left out.
+  width = figure.shape[1]
+  assert 0 < (width - 4 * 96) // 3 <= 8 and (width - 4 * 96) % 3 == 0
+  assert 96 < figure.shape[0] < 96 + 40  # panels and a thin caption strip
+  images, captions = _panels(figure, 4, 96)
+  for image in images:  # masks of one keep the crop exactly
+    assert (image == 200).all()
+  for caption in captions:  # every panel is labelled (white text on black)
+    assert caption.max() > 200 and np.median(caption) == 0
+  masks[-1] = 0.0
+  np.testing.assert_array_equal(
+      visualize.attention_figure(crop, masks, panel_size=96), figure)
+  # (S, h, w) masks work too; other ranks are refused.
+  np.testing.assert_array_equal(
+      visualize.attention_figure(crop, masks[..., 0], panel_size=96), figure)
+  with pytest.raises(ValueError, match="masks"):
+    visualize.attention_figure(crop, masks[0, ..., 0], panel_size=96)
+
+
+def test_attention_figure_darkens_only_what_the_mask_discards():
+  crop = np.full((64, 64, 3), 200, np.uint8)
+  masks = np.ones((3, 16, 16), np.float32)
+  masks[0, :, :8] = 0.0  # M1 discards the left half
+  images, _ = _panels(visualize.attention_figure(crop, masks, panel_size=96),
+                      3, 96)
+  # Mask pixel 8 starts at crop pixel 32, panel pixel 48: left of it black,
+  # then two pixels of the 0.5 contour on the kept side, then the crop.
+  assert images[1][:, :48].max() == 0
+  assert (images[1][:, 48:50] == visualize.CONTOUR_COLOR).all()
+  assert (images[1][:, 50:] == 200).all()
+  assert (images[2] == 200).all()  # M2 keeps everything
+
+
+def test_attention_figure_tells_soft_masks_apart():
+  crop = np.full((64, 64, 3), 200, np.uint8)
+  low = visualize.attention_figure(crop, np.full((2, 16, 16), 0.3),
+                                    panel_size=96)
+  high = visualize.attention_figure(crop, np.full((2, 16, 16), 0.98),
+                                     panel_size=96)
+  (low_crop, low_mask), (low_title, low_label) = _panels(low, 2, 96)
+  (high_crop, high_mask), (high_title, high_label) = _panels(high, 2, 96)
+  np.testing.assert_array_equal(low_crop, high_crop)
+  np.testing.assert_array_equal(low_title, high_title)
+  # Brightness follows the mask (no thresholding) and the labels differ.
+  assert abs(float(low_mask.mean()) - 0.3 * 200) < 2
+  assert abs(float(high_mask.mean()) - 0.98 * 200) < 2
+  assert not np.array_equal(low_label, high_label)
+  titled = visualize.attention_figure(crop, np.full((2, 16, 16), 0.3),
+                                      panel_size=96, title="person 3")
+  assert not np.array_equal(_panels(titled, 2, 96)[1][0], low_title)
+
+
+def test_attention_figure_draws_the_skeleton_on_every_panel():
+  crop = np.full((128, 128, 3), 100, np.uint8)
+  masks = np.zeros((2, 32, 32), np.float32)  # M1 discards everything
+  figure = visualize.attention_figure(crop, masks, keypoints=POSE,
+                                      panel_size=128)
+  images, _ = _panels(figure, 2, 128)
+  y, x = _midpoint(mpii.L_KNEE, mpii.L_ANKLE)
+  for image in images:
+    np.testing.assert_array_equal(image[y, x], visualize.SIDE_COLORS["left"])
+  assert images[1][5, 5].max() == 0  # away from the skeleton: black
+  # Keypoints follow the crop when panels are larger than it.
+  larger = visualize.attention_figure(crop, masks, keypoints=POSE,
+                                      panel_size=256)
+  images, _ = _panels(larger, 2, 256)
+  np.testing.assert_array_equal(images[1][2 * y, 2 * x],
+                                visualize.SIDE_COLORS["left"])
+
+
+def test_attention_grid_stacks_rows_of_different_widths():
+  rows = [np.full((10, 30, 3), 200, np.uint8),
+          np.full((12, 20, 3), 100, np.uint8)]
+  grid = visualize.attention_grid(rows, gap=2)
+  assert grid.shape == (10 + 2 + 12, 30, 3) and grid.dtype == np.uint8
+  np.testing.assert_array_equal(grid[:10], rows[0])
+  np.testing.assert_array_equal(grid[12:, :20], rows[1])
+  assert (grid[12:, 20:] == 0).all()
+  with pytest.raises(ValueError):
+    visualize.attention_grid([])
