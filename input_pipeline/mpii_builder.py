@@ -191,10 +191,12 @@ def other_people(splits: dict[str, Any]) -> dict[str, list[Record]]:
 
 
 def _others(record: Record, people: list[Record]) -> dict[str, np.ndarray]:
-  """The joints of the other annotated people in `record`'s image."""
-  others = [p for p in people
-            if (p["index"], p["person"]) != (record["index"], record["person"])
-            ]
+  """The joints of the other annotated people in `record`'s image.
+
+  `people` holds the same record objects as the splits; identity tells the
+  person apart (the JSON layout has no release ids: index and person -1).
+  """
+  others = [p for p in people if p is not record]
   k = mpii.NUM_JOINTS
   return {
       "other_joints": np.asarray([p["joints"] for p in others],

@@ -132,8 +132,10 @@ def test_json_layout_build_agrees_with_official(source, tmp_path):
   assert not json_builder.reports["train"].skipped
 
   keys = ("image_name", "joints", "annotated", "center", "scale", "head_box")
-  from_json = _read(json_builder, "validation", *keys, "index", "visible")
-  from_official = _read(official_builder, "validation", *keys)
+  from_json = _read(json_builder, "validation", *keys, "index", "visible",
+                    "other_joints")
+  from_official = _read(official_builder, "validation", *keys,
+                        "other_joints")
   with open(os.path.join(root, "annot", "valid.json")) as f:
     names = [entry["image"] for entry in json.load(f)]
   assert [e["image_name"].decode() for e in from_json] == names
@@ -143,6 +145,10 @@ def test_json_layout_build_agrees_with_official(source, tmp_path):
       np.testing.assert_allclose(ours[key], theirs[key], atol=1e-4,
                                  err_msg=key)
     assert ours["index"] == -1 and (ours["visible"] == -1).all()
+    # The same other people, whose ids the JSON layout does not have.
+    assert (sorted(o.round(3).tobytes() for o in ours["other_joints"]) ==
+            sorted(o.round(3).tobytes() for o in theirs["other_joints"]))
+  assert any(len(e["other_joints"]) for e in from_json)
 
 
 def test_build_reuses_prepared_data(source, tmp_path):
