@@ -11,7 +11,7 @@ prints one table: PCKh Mean, Mean@0.1, per joint, where the first mask looks
 (`acnn_jax.mask_stats`) and the time. Each run is `train.train_and_evaluate`,
 so every workdir can be opened in TensorBoard or with `acnn_jax.evaluate`.
 
-On the 2-core CPU (under 40 minutes with the defaults):
+On the 2-core CPU (about 20 minutes per seed with the defaults, 40 in all):
 
   python benchmarks/attention_ablation.py --workdir=/tmp/ablation
 
