@@ -4,15 +4,75 @@
 #   ./launch.sh test [pytest args]         setup if needed, run the test suite
 #                                          (-m "not slow": the quick part)
 #   ./launch.sh demo [WORKDIR]             setup if needed, run the built-in demo
+#                                          (WORKDIR default: runs/demo)
 #   ./launch.sh train CONFIG WORKDIR [--config.field=value ...]   one phase
 #   ./launch.sh all WORKDIR [--config.field=value ...]            phases A, B, C
+# Relative paths (WORKDIR, CONFIG, --workdir=, --config.manual_dir=,
+# --config.data_dir=, --config.init_from=) are relative to the directory you
+# run it from; a CONFIG not found there is looked up in the repository, so
+# configs/phase_a.py works from anywhere.
 # Environment: PYTHON (interpreter for the venv, default python3), ACNN_VENV
-# (venv folder, default .venv).
+# (venv folder, default .venv in the repository).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")"
+# Relative paths the user gave mean the directory they ran this from; the
+# commands themselves run in the repository (setup.py, configs/, tests/).
+USER_DIR=$PWD
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+# The absolute form of a path the user gave: '' and URLs (gs://...) stay.
+user_path() {
+  case "$1" in
+    '' | /* | *://*) printf '%s\n' "$1" ;;
+    '~') printf '%s\n' "$HOME" ;;
+    '~/'*) printf '%s\n' "$HOME/${1#'~/'}" ;;
+    *) local p=$1
+       while [ "${p#./}" != "$p" ]; do p=${p#./}; done
+       printf '%s\n' "$USER_DIR/${p:-.}" ;;
+  esac
+}
+
+# A config file, with its optional ':argument': the user's file if there is
+# one, else the repository's (configs/phase_a.py works from anywhere).
+config_path() {
+  local file=${1%%:*} rest=
+  [ "$file" = "$1" ] || rest=:${1#*:}
+  case "$file" in
+    /* | '~'*) ;;
+    *) if [ ! -e "$(user_path "$file")" ] && [ -e "$REPO/$file" ]; then
+         printf '%s\n' "$REPO/$file$rest"; return
+       fi ;;
+  esac
+  printf '%s\n' "$(user_path "$file")$rest"
+}
+
+# Rewrites the path-valued flags of "$@" into ARGS, in both absl forms
+# (--flag=value and --flag value).
+ARGS=()
+resolve_flags() {
+  ARGS=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --workdir=* | --config.manual_dir=* | --config.data_dir=* | \
+      --config.init_from=*)
+        ARGS+=("${1%%=*}=$(user_path "${1#*=}")") ;;
+      --config=*) ARGS+=("--config=$(config_path "${1#*=}")") ;;
+      --workdir | --config.manual_dir | --config.data_dir | --config.init_from)
+        ARGS+=("$1")
+        if [ $# -ge 2 ]; then ARGS+=("$(user_path "$2")"); shift; fi ;;
+      --config)
+        ARGS+=("$1")
+        if [ $# -ge 2 ]; then ARGS+=("$(config_path "$2")"); shift; fi ;;
+      *) ARGS+=("$1") ;;
+    esac
+    shift
+  done
+}
+
+cd "$REPO"
 PYTHON=${PYTHON:-python3}
-VENV=${ACNN_VENV:-.venv}
+case "$PYTHON" in */*) PYTHON=$(user_path "$PYTHON") ;; esac
+VENV=$REPO/.venv
+[ -z "${ACNN_VENV:-}" ] || VENV=$(user_path "$ACNN_VENV")
 STAMP="$VENV/.acnn_installed"
 
 die() { echo "launch.sh: error: $*" >&2; exit 1; }
@@ -47,31 +107,48 @@ case "$cmd" in
   setup) setup ;;
   test)
     ensure_setup
+    # Test files named from another directory (e.g. from tests/:
+    # ../launch.sh test test_pckh.py) are found there.
+    # Naming test files runs those; naming none runs tests/.
+    ARGS=() where=tests
+    for arg in "$@"; do
+      if [ "${arg#-}" = "$arg" ] && [ -e "$(user_path "${arg%%::*}")" ]; then
+        arg=$(user_path "$arg") where=
+      fi
+      ARGS+=("$arg")
+    done
     # Two workers fill the two cores of a CI machine; fake CPU devices are set
     # in tests/conftest.py. loadgroup keeps the tests that share the trained
     # workdir fixture on one worker, so it is trained once.
-    py -m pytest tests -n 2 --dist loadgroup -q "$@" ;;
+    py -m pytest $where -n 2 --dist loadgroup -q ${ARGS[@]+"${ARGS[@]}"} ;;
   demo)
     ensure_setup
     # An optional first word that is not a flag is the workdir.
     if [ $# -ge 1 ] && [ "${1#--}" = "$1" ]; then
       set -- --workdir="$1" "${@:2}"
     fi
-    py -m acnn_jax.demo "$@" ;;
+    # The demo's own default workdir, runs/demo, is the user's too.
+    case " $* " in *" --workdir"*) ;; *) set -- --workdir=runs/demo "$@" ;; esac
+    resolve_flags "$@"
+    py -m acnn_jax.demo "${ARGS[@]}" ;;
   train)
     [ $# -ge 2 ] || die "usage: ./launch.sh train CONFIG WORKDIR [--config.field=value ...]"
     ensure_setup
-    config=$1 workdir=$2
+    config=$(config_path "$1") workdir=$(user_path "$2")
     shift 2
-    py -m acnn_jax.main --config="$config" --workdir="$workdir" "$@" ;;
+    resolve_flags "$@"
+    py -m acnn_jax.main --config="$config" --workdir="$workdir" \
+      ${ARGS[@]+"${ARGS[@]}"} ;;
   all)
     [ $# -ge 1 ] || die "usage: ./launch.sh all WORKDIR [--config.field=value ...]"
     ensure_setup
-    workdir=$1
+    workdir=$(user_path "$1")
     shift
+    resolve_flags "$@"
     for phase in a b c; do
-      py -m acnn_jax.main --config="configs/phase_$phase.py" --workdir="$workdir" "$@"
+      py -m acnn_jax.main --config="$REPO/configs/phase_$phase.py" \
+        --workdir="$workdir" ${ARGS[@]+"${ARGS[@]}"}
     done ;;
-  help|-h|--help) sed -n '2,11p' "$0" ;;
+  help|-h|--help) sed -n '2,15p' "$REPO/$(basename "${BASH_SOURCE[0]}")" ;;
   *) die "unknown command '$cmd'; run './launch.sh help'." ;;
 esac

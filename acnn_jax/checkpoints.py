@@ -12,9 +12,9 @@ A training state is saved with orbax as one dict: `step`, `params`,
 and C from B's (`start_variables`).
 """
 
-import json
 import os
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import (Any, Callable, Dict, List, NamedTuple, Optional,
+                    Sequence, Tuple)
 
 from absl import logging
 import jax
@@ -22,13 +22,11 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from acnn_jax import configuration
 from acnn_jax import errors
+from acnn_jax import finite
 from acnn_jax import models
 from acnn_jax import phases
-
-CONFIG_FILE = "config.json"
-
+from acnn_jax import saved_config
 
 def phase_dir(workdir: str, phase: str) -> str:
   """WORKDIR/phase_<phase>."""
@@ -47,12 +45,15 @@ def make_managers(directory: str, keep: int):
   """The two orbax managers of a phase directory: the last few and the best."""
   last = ocp.CheckpointManager(
       os.path.join(directory, "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=keep, create=True,
+          # What a killed save left half-written is no checkpoint.
+          cleanup_tmp_directories=True))
   best = ocp.CheckpointManager(
       os.path.join(directory, "best"),
       options=ocp.CheckpointManagerOptions(
           max_to_keep=1, create=True, best_fn=lambda m: m["Mean"],
-          best_mode="max"))
+          best_mode="max", cleanup_tmp_directories=True))
   return last, best
 
 
@@ -62,41 +63,91 @@ def save_state(manager: ocp.CheckpointManager, step: int,
   manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics)
 
 
+def _first_line(error: BaseException) -> str:
+  """A short reason for a failed restore (orbax's messages run for pages)."""
+  lines = str(error).strip().splitlines() or [type(error).__name__]
+  line = lines[0]
+  return line if len(line) <= 160 else line[:157] + "..."
+
+
+def _newest_usable(restore: Callable[[int], Dict[str, Any]],
+                   steps: Sequence[int], where: str
+                   ) -> Tuple[Dict[str, Any], int, List[Tuple[int, str]]]:
+  """Restores the newest of `steps` that restores and holds finite numbers.
+
+  Args:
+    restore: restores one step.
+    steps: the candidate steps.
+    where: the manager directory, for the message.
+
+  Returns:
+    (state, its step, [(newer step, why it was skipped)]).
+
+  Raises:
+    errors.InputError: no step is usable; the message gives every reason.
+  """
+  skipped = []
+  for step in sorted(steps, reverse=True):
+    try:
+      state = restore(step)
+    except Exception as error:  # pylint: disable=broad-except
+      # A damaged checkpoint fails anywhere in orbax or tensorstore, with
+      # any type of error; the next older one may be intact.
+      skipped.append((step, _first_line(error)))
+      continue
+    if not bool(finite.all_finite(state)):
+      skipped.append((step, "it holds NaN or infinite numbers (the run "
+                      "diverged before it was saved)"))
+      continue
+    return state, step, skipped
+  reasons = "; ".join(f"step {s}: {r}" for s, r in skipped)
+  raise errors.InputError(
+      f"No checkpoint in {where} can be used ({reasons}). Train this phase "
+      "again in a new --workdir, or name an intact checkpoint.")
+
+
+def _set_aside(manager_dir: str, step: int) -> str:
+  """Moves a damaged step out of its manager (never deleting it): orbax
+  would otherwise skip every save up to its step and later delete it."""
+  phase_directory = os.path.dirname(manager_dir)
+  name = f"{os.path.basename(manager_dir)}_{step}"
+  target = os.path.join(phase_directory, "damaged", name)
+  suffix = 1
+  while os.path.exists(target):
+    suffix += 1
+    target = os.path.join(phase_directory, "damaged", f"{name}.{suffix}")
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  os.rename(os.path.join(manager_dir, str(step)), target)
+  return target
+
+
 def restore_latest(manager: ocp.CheckpointManager,
                    template: Dict[str, Any]) -> Dict[str, Any]:
-  """The manager's latest state, restored onto the shapes, dtypes and
-  shardings of `template` (so a run can resume on another number of devices
-  than the one that saved it)."""
+  """The newest usable state of a phase's manager, to resume training.
+
+  The state is restored onto the shapes, dtypes and shardings of `template`
+  (so a run can resume on another number of devices than the one that
+  saved it). A newer step that does not restore, or that holds NaN, is moved
+  to PHASE/damaged/ with one warning line, and the manager is reloaded.
+
+  Raises:
+    errors.InputError: no step restores (nothing is moved then).
+  """
   abstract = jax.tree_util.tree_map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
       template)
-  return manager.restore(manager.latest_step(),
-                         args=ocp.args.StandardRestore(abstract))
-
-
-def save_config(config: ml_collections.ConfigDict, directory: str):
-  """Writes the config as JSON (atomically, so a crash leaves the old one)."""
-  os.makedirs(directory, exist_ok=True)
-  path = os.path.join(directory, CONFIG_FILE)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-  os.replace(tmp, path)
-
-
-def load_config(directory: str) -> ml_collections.ConfigDict:
-  """The config a phase directory was trained with (`configuration.complete`).
-
-  Raises:
-    errors.MissingError: the directory has no config.json.
-  """
-  path = os.path.join(directory, CONFIG_FILE)
-  if not os.path.exists(path):
-    raise errors.MissingError(
-        f"{path} is missing: {directory} was not written by acnn_jax training "
-        "(expected WORKDIR/phase_<p>/ with config.json and checkpoints/).")
-  with open(path) as f:
-    return configuration.complete(ml_collections.ConfigDict(json.load(f)))
+  directory = str(manager.directory)
+  state, step, skipped = _newest_usable(
+      lambda s: manager.restore(s, args=ocp.args.StandardRestore(abstract)),
+      manager.all_steps(), directory)
+  for bad, reason in skipped:
+    moved = _set_aside(directory, bad)
+    logging.warning("Checkpoint %s/%d cannot be used (%s); moved it to %s "
+                    "and resuming from step %d.", directory, bad, reason,
+                    moved, step)
+  if skipped:
+    manager.reload()
+  return state
 
 
 def _steps(directory: str):
@@ -128,7 +179,7 @@ def resolve(path: str, prefer_best: bool = False) -> Tuple[str, int]:
     candidates.append(path)
   else:
     phase_dirs = [path]
-    if not os.path.exists(os.path.join(path, CONFIG_FILE)):
+    if not os.path.exists(os.path.join(path, saved_config.CONFIG_FILE)):
       # A workdir: the latest phase that has checkpoints.
       phase_dirs = [phase_dir(path, p) for p in reversed(phases.NAMES)]
     for d in phase_dirs:
@@ -143,7 +194,7 @@ def resolve(path: str, prefer_best: bool = False) -> Tuple[str, int]:
       f"No checkpoint found in {path}: expected a workdir with phase_<p>/"
       "checkpoints/, a phase directory, or a checkpoints directory. Train "
       "first, e.g. `python -m acnn_jax.main --config=configs/phase_a.py "
-      f"--workdir={path}`.")
+      f"--workdir={root_workdir(path)}`.")
 
 
 def config_dir_of(manager_dir: str) -> str:
@@ -170,11 +221,25 @@ def restore_raw(manager_dir: str, step: int) -> Dict[str, Any]:
 def restore_variables(path: str, prefer_best: bool = False):
   """The model variables of a checkpoint.
 
+  When `path` does not name one step, the newest usable step is taken: a
+  newer one that does not restore or holds NaN is skipped with a warning
+  line (and left where it is).
+
   Returns:
     ({'params': ..., 'batch_stats': ...}, step, manager directory).
+
+  Raises:
+    errors.MissingError: no checkpoint at `path`.
+    errors.InputError: none of its checkpoints can be used.
   """
   manager_dir, step = resolve(path, prefer_best)
-  state = restore_raw(manager_dir, step)
+  named_step = os.path.basename(os.path.abspath(path)).isdigit()
+  state, step, skipped = _newest_usable(
+      lambda s: restore_raw(manager_dir, s),
+      [step] if named_step else _steps(manager_dir), manager_dir)
+  for bad, reason in skipped:
+    logging.warning("Checkpoint %s/%d cannot be used (%s); using step %d.",
+                    manager_dir, bad, reason, step)
   variables = {"params": state["params"],
                "batch_stats": state.get("batch_stats") or {}}
   return variables, step, manager_dir
@@ -208,7 +273,7 @@ def start_variables(config: ml_collections.ConfigDict, workdir: str,
 
   Raises:
     errors.MissingError: with the command to run first, when the previous
-      phase has no checkpoint.
+      phase has no checkpoint (never ran, or failed before its first save).
     errors.ConfigError: the checkpoint holds another model.
   """
   source = config.init_from
@@ -216,11 +281,13 @@ def start_variables(config: ml_collections.ConfigDict, workdir: str,
     if phase.previous is None:
       return None
     source = phase_dir(workdir, phase.previous)
-    if not os.path.isdir(os.path.join(source, "checkpoints")):
+    # A phase that failed before its first save leaves an empty
+    # checkpoints/ directory.
+    if not _steps(os.path.join(source, "checkpoints")):
       raise errors.MissingError(
           f"Phase {phase.name.upper()} starts from phase "
           f"{phase.previous.upper()}'s checkpoint, but {source}/checkpoints "
-          "does not exist. Run phase "
+          "holds none. Run (or rerun, to resume) phase "
           f"{phase.previous.upper()} first: python -m acnn_jax.main "
           f"--config=configs/phase_{phase.previous}.py --workdir={workdir} "
           "(or name a checkpoint with --config.init_from=PATH).")
@@ -262,10 +329,14 @@ def load_for_inference(path: str, prefer_best: bool = True,
 
   Returns:
     A `LoadedModel`.
+
+  Raises:
+    errors.MissingError: no checkpoint at `path`.
+    errors.InputError: no checkpoint there can be used (damaged, or NaN).
   """
   variables, _, manager_dir = restore_variables(path, prefer_best)
   if config is None:
-    config = load_config(config_dir_of(manager_dir))
+    config = saved_config.load_config(config_dir_of(manager_dir))
   else:
     config = ml_collections.ConfigDict(config.to_dict())  # An unlocked copy.
   masks_to_one = phases.PHASES[config.phase].masks_to_one or not (

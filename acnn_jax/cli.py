@@ -15,14 +15,16 @@ and `input_pipeline.synthetic`) ends with
 * A user's mistake found while running (`errors.UserError`: a missing file, a
   bad config value, a malformed annotation) prints `<command>: error: <what
   and how to fix it>` and exits with status 1 (2 for a bad config field, which
-  is a command-line argument), without a traceback. Lines after the first,
-  if any, are the help that goes with it (e.g. where to download MPII).
+  is a command-line argument), without a traceback (`--verbose` prints it
+  too). Lines after the first, if any, are the help that goes with it
+  (e.g. where to download MPII).
 * Anything else is a bug and keeps its traceback.
 """
 
 import functools
 import os
 import sys
+import traceback
 from typing import Callable, NoReturn, Sequence
 
 from absl import app
@@ -70,6 +72,8 @@ def _run_reporting_errors(main: Callable[[Sequence[str]], None],
   except app.UsageError as error:
     fail(str(error), USAGE_EXIT_CODE)
   except errors.UserError as error:
+    if flags.FLAGS.verbose:  # Where in the code it was found, for a report.
+      traceback.print_exc()
     fail(str(error), error.exit_code)
 
 
@@ -92,6 +96,31 @@ def quiet_library_logs() -> None:
     handler.addFilter(_QuietLibraries())
 
 
+def _is_closed_loop_noise(unraisable) -> bool:
+  return (isinstance(unraisable.exc_value, RuntimeError) and
+          str(unraisable.exc_value) == "Event loop is closed")
+
+
+def ignore_closed_event_loops() -> None:
+  """Drops the 'Event loop is closed' tracebacks of a failed orbax restore.
+
+  When restoring a damaged checkpoint fails, tensorstore's reads still in
+  flight call back into orbax's event loop, already closed, and Python
+  prints one traceback per read (hundreds), burying the one line that says
+  which checkpoint was skipped. They are harmless; every other unraisable
+  exception is still printed.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "ignores_closed_loops", False):
+    return
+
+  def hook(unraisable):
+    if not _is_closed_loop_noise(unraisable):
+      previous(unraisable)
+  hook.ignores_closed_loops = True
+  sys.unraisablehook = hook
+
+
 def hide_gpus_from_tensorflow() -> None:
   """Keeps TensorFlow, which only feeds data here, off the accelerators.
 
@@ -105,6 +134,10 @@ def run(main: Callable[[Sequence[str]], None],
         define_flags: Callable[[], None]) -> None:
   """Defines the command's flags, parses them and runs `main` (see above)."""
   define_flags()
+  if "verbose" not in flags.FLAGS:
+    flags.DEFINE_bool("verbose", False, "Print the traceback of a reported "
+                      "error too (for a bug report).")
   quiet_library_logs()
+  ignore_closed_event_loops()
   app.run(functools.partial(_run_reporting_errors, main),
           flags_parser=_parse_flags)

@@ -7,7 +7,9 @@ by earlier runs (`complete`). Model fields are checked by the model itself
 (`models.ACNN.check_fields`), with the messages naming `config.<field>`.
 """
 
+import json
 import math
+from typing import Any, Dict, Tuple
 
 import jax
 import ml_collections
@@ -17,6 +19,13 @@ from acnn_jax import models
 from acnn_jax import optimizers
 from acnn_jax import phases
 from configs import default
+
+# Fields that say where the data is, not what is trained: a run may move it.
+LOCATION_FIELDS = ("data_dir", "manual_dir")
+# Fields that fix the shapes of a saved training state: a checkpoint resumes
+# only with the values that wrote it.
+STATE_FIELDS = ("num_stacks", "features", "num_joints", "hourglass_depth",
+                "attention", "attention_features", "optimizer")
 
 # Fields that must be > 0.
 _POSITIVE = ("batch_size", "learning_rate", "num_epochs", "input_size",
@@ -108,3 +117,35 @@ def complete(saved: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if key in config:
       config[key] = value
   return config
+
+
+def _plain(value):
+  """A field's value as config.json holds it (tuples become lists)."""
+  return json.loads(json.dumps(value, default=str))
+
+
+def differences(saved: ml_collections.ConfigDict,
+                config: ml_collections.ConfigDict
+                ) -> Dict[str, Tuple[Any, Any]]:
+  """{field: (saved value, new value)} of the fields that differ, but for
+  `LOCATION_FIELDS`.
+
+  Args:
+    saved: a config.json of an earlier run (completed with `complete`).
+    config: this run's config.
+  """
+  saved = complete(saved)
+  found = {}
+  for name in config:
+    if name in LOCATION_FIELDS or name not in saved:
+      continue
+    old, new = _plain(saved[name]), _plain(config[name])
+    if old != new:
+      found[name] = (old, new)
+  return found
+
+
+def describe_differences(found: Dict[str, Tuple[Any, Any]]) -> str:
+  """'learning_rate 0.0005 -> 0.0001, num_epochs 2 -> 3'."""
+  return ", ".join(f"{name} {old!r} -> {new!r}"
+                   for name, (old, new) in sorted(found.items()))

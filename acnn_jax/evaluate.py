@@ -31,6 +31,7 @@ from acnn_jax import checkpoints
 from acnn_jax import cli
 from acnn_jax import codec as codec_lib
 from acnn_jax import configuration
+from acnn_jax import json_files
 from acnn_jax import geometry
 from acnn_jax import inference
 from acnn_jax import mask_stats
@@ -192,8 +193,9 @@ def read_history(path: str) -> List[Dict[str, Any]]:
   """The evaluation records of `append_history`, oldest first ([] if none)."""
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    return json.load(f)
+  return json_files.read(
+      path, list, "the list of this phase's evaluations (for the plots)",
+      "Move it aside to start a new one.")
 
 
 def append_history(path: str, record: Dict[str, Any]):
@@ -241,12 +243,13 @@ def define_flags():
 
 def main(argv):
   del argv  # cli.run allows none.
-  cli.hide_gpus_from_tensorflow()
   path = FLAGS.workdir
   if FLAGS.phase:
     path = checkpoints.phase_dir(path, FLAGS.phase)
+  # First the checkpoint: a missing or diverged one is refused at once.
   loaded = checkpoints.load_for_inference(path, prefer_best=FLAGS.best,
                                           config=FLAGS.config)
+  cli.hide_gpus_from_tensorflow()
   config = loaded.config
   if FLAGS.flip_test is not None:
     config.flip_test = FLAGS.flip_test

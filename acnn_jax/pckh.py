@@ -197,6 +197,33 @@ def format_table(table: Dict[str, float], threshold: float = 0.5) -> str:
 # ---------------------------------------------------------------- file reading
 
 
+def _numbers(arrays, key: str, path: str) -> np.ndarray:
+  """`arrays[key]` as float64; errors.InputError when it is not numeric."""
+  try:
+    return np.asarray(arrays[key], np.float64)
+  except (TypeError, ValueError) as error:
+    raise errors.InputError(
+        f"{path!r}: {key} must be an array of numbers, got "
+        f"{np.asarray(arrays[key]).dtype} values.") from error
+
+
+def _check_ground_truth_values(gt: GroundTruth, path: str) -> GroundTruth:
+  """Names the file when its annotated joints or head sizes are not usable
+  (`pckh_table` would only say which array)."""
+  bad = gt.annotated & ~np.isfinite(gt.joints).all(axis=-1)
+  if bad.any():
+    person = int(np.argwhere(bad)[0, 0])
+    raise errors.InputError(f"{path!r}: annotated joints hold NaN or inf "
+                            f"(first at person {person}).")
+  usable = np.isfinite(gt.head_sizes) & (gt.head_sizes > 0)
+  if not usable.all():
+    person = int(np.argmin(usable))
+    raise errors.InputError(
+        f"{path!r}: head sizes must be positive and finite; person {person} "
+        f"has {gt.head_sizes[person]}.")
+  return gt
+
+
 def load_ground_truth(path: str) -> GroundTruth:
   """Reads gt_valid.mat or pose-hg-train's valid.h5 ground truth.
 
@@ -214,25 +241,31 @@ def load_ground_truth(path: str) -> GroundTruth:
 
   Raises:
     errors.MissingError: if `path` does not exist (a FileNotFoundError).
-    errors.InputError: if it is neither kind of file, or its arrays are
-      malformed (a ValueError).
+    errors.InputError: if it is neither kind of file, is damaged, or its
+      arrays are malformed: wrong shapes, not numbers, NaN at annotated
+      joints or head sizes that are not positive (a ValueError).
   """
   arrays = array_files.read_arrays(path, "ground-truth")
   k = mpii.NUM_JOINTS
   if set(mpii_json.GT_VALID_KEYS) <= arrays.keys():
-    gt = mpii_json.parse_gt_valid(arrays, path)
-    return GroundTruth(gt.joints, gt.annotated, mpii.head_size(gt.head_boxes))
+    numeric = {key: _numbers(arrays, key, path)
+               for key in mpii_json.GT_VALID_KEYS}
+    gt = mpii_json.parse_gt_valid(numeric, path)
+    return _check_ground_truth_values(
+        GroundTruth(gt.joints, gt.annotated, mpii.head_size(gt.head_boxes)),
+        path)
   if {"part", "normalize"} <= arrays.keys():
-    joints = np.asarray(arrays["part"], np.float64)
+    joints = _numbers(arrays, "part", path)
     if joints.ndim != 3 or joints.shape[1:] != (k, 2):
       raise errors.InputError(f"{path!r}: part must be (N, 16, 2), got "
                               f"{joints.shape}.")
-    head_sizes = np.asarray(arrays["normalize"], np.float64).reshape(-1)
+    head_sizes = _numbers(arrays, "normalize", path).reshape(-1)
     if head_sizes.shape != joints.shape[:1]:
       raise errors.InputError(
           f"{path!r}: normalize has {head_sizes.shape[0]} values for "
           f"{joints.shape[0]} people.")
-    return GroundTruth(joints, (joints != 0).any(axis=-1), head_sizes)
+    return _check_ground_truth_values(
+        GroundTruth(joints, (joints != 0).any(axis=-1), head_sizes), path)
   found = sorted(key for key in arrays if not key.startswith("__"))
   hint = (" (a predictions file: are --ground_truth and --predictions "
           "swapped?)" if "preds" in found else "")
@@ -242,45 +275,82 @@ def load_ground_truth(path: str) -> GroundTruth:
       f"(part, normalize); found {found}{hint}.")
 
 
+def predictions_layout(shape) -> str:
+  """How a `preds` array of `shape` is laid out: 'N,16,2' or '2,16,N'.
+
+  The MPII evaluation scripts that `newell.h5` comes from (eval-mpii-pose)
+  take `preds` as [n x 16 x 2] or [2 x 16 x n]. Python tools (pytorch-pose,
+  HRNet, `evaluate --pred_mat`) write (N, 16, 2); (2, 16, N) is what Python
+  reads from MATLAB's other layout saved as a v5 .mat, or from an N x 16 x 2
+  MATLAB array saved as v7.3 (HDF5 reverses the axes). Both fit (2, 16, 2),
+  two people: that is read as (N, 16, 2), the layout this project writes (a
+  two-person file of the other layout must be saved as (N, 16, 2) or as
+  `pos_pred_src`).
+
+  Args:
+    shape: the array's shape.
+
+  Returns:
+    'N,16,2' or '2,16,N'; '' for any other shape.
+  """
+  k = mpii.NUM_JOINTS
+  if len(shape) == 3 and tuple(shape[1:]) == (k, 2):
+    return "N,16,2"
+  if len(shape) == 3 and tuple(shape[:2]) == (2, k):
+    return "2,16,N"
+  return ""
+
+
 def load_predictions(path: str) -> np.ndarray:
   """Reads predictions, 1-based image pixels, as (N, 16, 2).
 
-  The file (.h5 or .mat) holds `preds` as (N, 16, 2), or else MATLAB's
+  The file (.h5 or .mat) holds `preds` as (N, 16, 2) or (2, 16, N) (see
+  `predictions_layout`, which also settles N == 2), or else MATLAB's
   `pos_pred_src` as (16, 2, N) (so gt_valid.mat itself reads as Tompson's
-  predictions). Each layout is accepted only under its own name.
+  predictions).
 
   Args:
     path: the file.
 
   Returns:
-    (N, 16, 2) float64 predictions.
+    (N, 16, 2) float64 predictions, all finite.
 
   Raises:
     errors.MissingError: if `path` does not exist (a FileNotFoundError).
-    errors.InputError: if neither array is there or it has the wrong shape
-      (a ValueError).
+    errors.InputError: if the file is damaged, neither array is there, it
+      has another shape, is not numeric or holds NaN or inf (a ValueError).
   """
   arrays = array_files.read_arrays(path, "predictions")
   k = mpii.NUM_JOINTS
   if "preds" in arrays:
-    preds = np.asarray(arrays["preds"], np.float64)
-    if preds.ndim != 3 or preds.shape[1:] != (k, 2):
+    preds = _numbers(arrays, "preds", path)
+    layout = predictions_layout(preds.shape)
+    if not layout:
       raise errors.InputError(
-          f"{path!r}: preds must be (N, 16, 2), 1-based (x, y), got "
-          f"{preds.shape}.")
-    return preds
-  if "pos_pred_src" in arrays:
-    preds = np.asarray(arrays["pos_pred_src"], np.float64)
+          f"{path!r}: preds has shape {preds.shape}; expected (N, 16, 2) or "
+          "(2, 16, N), 1-based (x, y) of N people.")
+    if layout == "2,16,N":
+      preds = preds.transpose(2, 1, 0)
+  elif "pos_pred_src" in arrays:
+    preds = _numbers(arrays, "pos_pred_src", path)
     if preds.ndim != 3 or preds.shape[:2] != (k, 2):
       raise errors.InputError(f"{path!r}: pos_pred_src must be (16, 2, N), got "
                               f"{preds.shape}.")
-    return preds.transpose(2, 0, 1)
-  found = sorted(key for key in arrays if not key.startswith("__"))
-  hint = (" (a ground-truth file: are --ground_truth and --predictions "
-          "swapped?)" if "part" in found else "")
-  raise errors.InputError(
-      f"{path!r} has no 'preds' array (N x 16 x 2, 1-based); found "
-      f"{found}{hint}.")
+    preds = preds.transpose(2, 0, 1)
+  else:
+    found = sorted(key for key in arrays if not key.startswith("__"))
+    hint = (" (a ground-truth file: are --ground_truth and --predictions "
+            "swapped?)" if "part" in found else "")
+    raise errors.InputError(
+        f"{path!r} has no 'preds' array ((N, 16, 2) or (2, 16, N), 1-based); "
+        f"found {found}{hint}.")
+  finite = np.isfinite(preds).all(axis=-1)
+  if not finite.all():
+    person, joint = np.argwhere(~finite)[0]
+    raise errors.InputError(
+        f"{path!r}: predictions hold NaN or inf (first at person {person}, "
+        f"joint {joint}); every joint needs a finite prediction.")
+  return preds
 
 
 def evaluate_files(ground_truth_path: str, predictions_path: str,
@@ -306,7 +376,8 @@ def define_flags():
   flags.DEFINE_string("ground_truth", None,
                       "gt_valid.mat or pose-hg-train valid.h5.")
   flags.DEFINE_string("predictions", None,
-                      ".h5/.mat with preds (N x 16 x 2, 1-based).")
+                      ".h5/.mat with preds (N x 16 x 2 or 2 x 16 x N, "
+                      "1-based).")
   flags.DEFINE_float("threshold", 0.5,
                      "PCKh threshold of all columns but Mean@0.1.")
   flags.DEFINE_bool("json", False, "Print a JSON object instead of a table.")

@@ -24,6 +24,7 @@ import os
 from typing import Optional, Sequence
 
 from absl import flags
+from absl import logging
 import jax
 import numpy as np
 from PIL import Image
@@ -94,7 +95,12 @@ def parse_box(text: str):
 
 
 def check_box(box):
-  """Returns `box` as a float tuple; raises errors.InputError if not a box."""
+  """Returns `box` as a float tuple; raises errors.InputError if not a box.
+
+  A box must be at least one pixel wide and high: a smaller one crops a few
+  interpolated pixels, and usually means coordinates given as fractions of
+  the image instead of pixels.
+  """
   box = tuple(float(v) for v in np.asarray(box, np.float64).reshape(-1))
   if len(box) != 4 or not np.all(np.isfinite(box)):
     raise errors.InputError(f"bad box {box}: expected four finite numbers "
@@ -102,12 +108,52 @@ def check_box(box):
   x1, y1, x2, y2 = box
   if x2 <= x1 or y2 <= y1:
     raise errors.InputError(f"bad box {box}: needs x2 > x1 and y2 > y1.")
+  if x2 - x1 < 1 or y2 - y1 < 1:
+    raise errors.InputError(
+        f"bad box {format_box(box)}: {x2 - x1:g} x {y2 - y1:g} pixels, less "
+        "than one pixel wide or high; x1,y1,x2,y2 are image pixels, not "
+        "fractions of the image.")
   return box
+
+
+def format_box(box) -> str:
+  """'x1,y1,x2,y2', the way --box takes it."""
+  return ",".join(f"{float(v):g}" for v in box)
 
 
 def whole_image_box(height: int, width: int):
   """The box of a whole image: its outer pixel edges (centres are 0-based)."""
   return (-0.5, -0.5, width - 0.5, height - 0.5)
+
+
+def inside_share(box, height: int, width: int) -> float:
+  """The share of a checked `box`'s area inside a height x width image."""
+  x1, y1, x2, y2 = box
+  left, top, right, bottom = whole_image_box(height, width)
+  inside = (max(0.0, min(x2, right) - max(x1, left)) *
+            max(0.0, min(y2, bottom) - max(y1, top)))
+  return inside / ((x2 - x1) * (y2 - y1))
+
+
+def check_box_in_image(box, height: int, width: int):
+  """`check_box`, and the box must overlap the height x width image.
+
+  A box partly outside the image is kept as given (not clipped, which would
+  move the person in the crop): the crop is black there, as training crops
+  are beyond the image's border. `Predictor` warns when less than half of a
+  box is inside.
+
+  Raises:
+    errors.InputError: not a box (`check_box`), or wholly outside the image.
+  """
+  box = check_box(box)
+  if inside_share(box, height, width) <= 0:
+    right, bottom = whole_image_box(height, width)[2:]
+    raise errors.InputError(
+        f"box {format_box(box)} lies wholly outside the image, which is "
+        f"{width} x {height} pixels (x from -0.5 to {right:g}, y from -0.5 to "
+        f"{bottom:g}); give x1,y1,x2,y2 in pixels of the upright image.")
+  return box
 
 
 def box_to_crop(box):
@@ -278,6 +324,15 @@ class Predictor:
     if len(boxes) != len(images):
       raise errors.InputError(
           f"got {len(images)} images but {len(boxes)} boxes.")
+    for i, (image, box) in enumerate(zip(images, boxes)):
+      if box is not None:
+        box = check_box_in_image(box, *image.shape[:2])
+        share = inside_share(box, *image.shape[:2])
+        if share < 0.5:
+          logging.warning(
+              "Image %d: only %.0f%% of box %s lies inside the %d x %d image; "
+              "the rest of the crop is black.", i, 100 * share,
+              format_box(box), image.shape[1], image.shape[0])
     crops = [box_to_crop(whole_image_box(*image.shape[:2]) if box is None
                          else box) for image, box in zip(images, boxes)]
     centers = np.stack([center for center, _ in crops])
@@ -289,6 +344,15 @@ class Predictor:
         self.codec, outputs["heatmaps"], centers, scales)
     outputs = jax.device_get(outputs)
     keypoints, confidences = np.asarray(keypoints), np.asarray(confidences)
+    finite = (np.isfinite(keypoints).all(axis=(1, 2)) &
+              np.isfinite(confidences).all(axis=1))
+    if not finite.all():
+      # NaN joints would be drawn nowhere and written as invalid JSON.
+      raise errors.InputError(
+          f"the network's output for image {int(np.argmin(finite))} holds NaN "
+          "or inf, so it has no joints to report: its variables hold NaN or "
+          "inf, or its computation overflows (config.dtype bfloat16?). Use "
+          "another checkpoint.")
     crops_uint8 = np.round(np.clip(inputs, 0.0, 1.0) * 255.0).astype(np.uint8)
     return [
         Prediction(keypoints=keypoints[i], confidences=confidences[i],
@@ -317,10 +381,16 @@ def run(predictor: Predictor, image, box=None, output: Optional[str] = None,
   """
   name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
   pixels = as_image(image)
-  box = None if box is None else check_box(box)
+  box = None if box is None else check_box_in_image(box, *pixels.shape[:2])
   prediction = predictor(pixels, box)
   if output:
     visualize.save_png(prediction.figure(pixels, threshold=threshold), output)
+    best = float(np.max(prediction.confidences))
+    if threshold is not None and not best >= threshold:
+      logging.warning(
+          "No joint has confidence >= %g (the highest is %.3g), so %s shows "
+          "no skeleton; lower --threshold to see the best guesses, or check "
+          "the box.", threshold, best, output)
   return dict(image=name, box=None if box is None else list(box),
               keypoints=prediction.to_records(), output=output or None)
 
@@ -348,16 +418,21 @@ def main(argv):
   # Check the user's inputs before the slow part (loading the network).
   box = parse_box(FLAGS.box) if FLAGS.box is not None else None
   image = load_image(FLAGS.image)
+  if box is not None:
+    check_box_in_image(box, *image.shape[:2])
   if not os.path.exists(FLAGS.workdir):
     raise errors.MissingError(
         f"workdir or checkpoint not found: {FLAGS.workdir} (pass the "
         "--workdir of a training run, or one of its checkpoints).")
-  cli.hide_gpus_from_tensorflow()
   predictor = Predictor.from_checkpoint(
       FLAGS.workdir, flip_test=False if FLAGS.no_flip else None)
+  # TensorFlow (the crop's warp) is first imported after this, so a
+  # checkpoint that cannot be used is refused without its 10 s import.
+  cli.hide_gpus_from_tensorflow()
   result = run(predictor, image, box, FLAGS.output, FLAGS.threshold)
   result["image"] = FLAGS.image
-  print(json.dumps(result, indent=2))
+  # Strict JSON: NaN or Infinity would not parse (Predictor refuses them).
+  print(json.dumps(result, indent=2, allow_nan=False))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ The model (`models.create_model`), the optimizer (`optimizers`), the phases
 (`evaluate`) and pictures (`visualize`) live in their own modules.
 
 Phase p of a workdir lives in WORKDIR/phase_<p>/ (see `checkpoints`). Rerunning
-the same command resumes from that phase's last checkpoint; a fresh phase B or
-C starts from the previous phase's last checkpoint.
+the same command resumes from that phase's last usable checkpoint, with the
+data stream where it left off (a resumed run equals an uninterrupted one); a
+fresh phase B or C starts from the previous phase's last checkpoint. No
+checkpoint is saved from a state holding NaN or inf.
 """
 
 import functools
@@ -31,6 +33,7 @@ from acnn_jax import checkpoints
 from acnn_jax import configuration
 from acnn_jax import errors
 from acnn_jax import evaluate as evaluate_lib
+from acnn_jax import finite
 from acnn_jax import mask_stats
 from acnn_jax import models
 from acnn_jax import optimizers
@@ -38,6 +41,7 @@ from acnn_jax import parallel
 from acnn_jax import pckh
 from acnn_jax import phases
 from acnn_jax import plots
+from acnn_jax import saved_config
 from acnn_jax import visualize
 from input_pipeline import pipeline
 from input_pipeline import prepare
@@ -146,18 +150,43 @@ def create_train_state(config, model, tx, rng) -> TrainState:
 
 
 class NonFiniteLossError(errors.UserError, FloatingPointError):
-  """The loss became NaN or infinite; training stopped."""
+  """The loss or the training state became NaN or infinite (or overflows);
+  training stopped, and no checkpoint holds that state."""
 
 
-def _check_finite(metrics_list, step, manager_dir, last_good):
+def _last_good(manager_dir, last_good) -> str:
+  if last_good is None:
+    return (f"No checkpoint of this phase was saved yet ({manager_dir}); a "
+            "rerun starts the phase again.")
+  return (f"The last good checkpoint, step {last_good}, is kept in "
+          f"{manager_dir}; a rerun resumes from it.")
+
+
+_ADVICE = (" Lower --config.learning_rate (a resumed phase takes the new "
+           "value), check the data, or use float32 (--config.dtype=float32).")
+
+
+def _check_finite_loss(metrics_list, step, manager_dir, last_good):
   for m in metrics_list:
     loss = float(m["loss"])
     if not math.isfinite(loss):
       raise NonFiniteLossError(
           f"The training loss is {loss} at or before step {step}; training "
-          f"stopped. The last good checkpoint (step {last_good}) is kept in "
-          f"{manager_dir}. Lower --config.learning_rate, check the data, or "
-          "use float32 (--config.dtype=float32), then rerun to resume.")
+          f"stopped. {_last_good(manager_dir, last_good)}{_ADVICE}")
+
+
+def _check_finite_state(state, step, manager_dir, last_good):
+  """Before any save: a checkpoint never holds a diverged state.
+
+  The loss of step s is computed before s's update, so it can be finite
+  while the state after the update is not; one reduction on the device
+  looks at every number of the state.
+  """
+  if not bool(finite.all_finite(state.as_dict(), limit=finite.LARGEST)):
+    raise NonFiniteLossError(
+        f"The training state after step {step} holds NaN, infinite or "
+        f"overflowing numbers, so it was not saved; training stopped. "
+        f"{_last_good(manager_dir, last_good)}{_ADVICE}")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -174,10 +203,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     every evaluation is appended to phase_<p>/eval_history.json).
 
   Raises:
-    errors.ConfigError: a config field has a bad value (nothing is written).
+    errors.ConfigError: a config field has a bad value (nothing is written),
+      or a resumed phase's network fields differ from its config.json.
     errors.MissingError: the data or the previous phase's checkpoint is
       missing.
-    NonFiniteLossError: the loss became NaN or infinite.
+    errors.InputError: no checkpoint of the phase (or of its start) can be
+      restored.
+    NonFiniteLossError: the loss or the state became NaN or infinite.
   """
   configuration.validate(config)
   phase = phases.PHASES[config.phase]
@@ -194,6 +226,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   last_manager, best_manager = checkpoints.make_managers(
       out_dir, config.keep_checkpoints)
   resume = last_manager.latest_step() is not None
+  if resume:  # Before anything is read: a changed network is named now.
+    saved_config.check_resumable(config, out_dir)
   # Before the data and the initialisation: a missing previous phase is
   # reported in seconds.
   start = None if resume else checkpoints.start_variables(
@@ -209,8 +243,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         f"config.batch_size={config.batch_size}.")
   num_steps = int(config.num_epochs * steps_per_epoch)
   eval_every = max(1, int(config.eval_every_epochs * steps_per_epoch))
-  train_iter = parallel.prefetch(
-      pipeline.create_dataset(config, "train", builder).as_numpy_iterator())
 
   learning_rate_fn = optimizers.create_learning_rate_fn(config,
                                                         steps_per_epoch)
@@ -225,9 +257,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   elif start is not None:
     state = state.replace(params=start["params"],
                           batch_stats=start["batch_stats"])
-  checkpoints.save_config(config, out_dir)
   step_offset = int(state.step)
   last_good = last_manager.latest_step()
+  config = saved_config.settle_config(config, out_dir, step_offset,
+                                      finished=step_offset >= num_steps)
+  # The stream continues exactly where the checkpoint left it.
+  train_iter = parallel.prefetch(pipeline.create_dataset(
+      config, "train", builder, start_step=step_offset).as_numpy_iterator())
 
   # The state is passed and returned once (in/out_axes None), not replicated:
   # gradients and statistics are averaged, so every device holds the same.
@@ -295,7 +331,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if log_now or eval_now or save_now:
         fetched = jax.device_get(pending_metrics)
         pending_metrics = []
-        _check_finite(fetched, step, last_manager.directory, last_good)
+        _check_finite_loss(fetched, step, last_manager.directory, last_good)
         if log_now:
           summary = {f"train/{k}": float(np.mean([m[k] for m in fetched]))
                      for k in fetched[0]}
@@ -303,6 +339,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           summary["train/images_per_second"] = images_seen / max(elapsed, 1e-9)
           train_start, images_seen = time.time(), 0
           writer.write_scalars(step, summary)
+      if eval_now or save_now:
+        _check_finite_state(state, step, last_manager.directory, last_good)
       if eval_now:
         with report_progress.timed("eval"):
           results = run_evaluation(step)

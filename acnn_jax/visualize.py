@@ -311,7 +311,8 @@ def prediction_figure(image, keypoints, confidences=None, crop=None,
     crop_keypoints: optional (K, 2) joints in crop pixels.
     masks: optional (stages, h, w[, 1]) attention masks on the crop.
     heatmaps: optional (h, w, K) final heatmaps on the crop.
-    threshold: minimum confidence of a drawn joint (None: all).
+    threshold: minimum confidence of a drawn joint (None: all); when no
+      joint reaches it, the skeleton panel says so instead of showing none.
     height: height of the top row's panels.
     show_grid: append the per-joint heatmap grid (needs crop and heatmaps).
 
@@ -319,8 +320,12 @@ def prediction_figure(image, keypoints, confidences=None, crop=None,
     (rows, columns, 3) uint8 figure.
   """
   resized, points = _fit_height(image, keypoints, height)
+  title = "prediction"
+  if (confidences is not None and threshold is not None and
+      not np.any(np.asarray(confidences, np.float64) >= threshold)):
+    title += f"\nno joint with confidence >= {threshold:g}"
   panels = [label(draw_skeleton(resized, points, confidences, threshold),
-                  "prediction")]
+                  title)]
   if crop is not None:
     crop, crop_points = _fit_height(crop, crop_keypoints, height)
     if crop_points is not None:
@@ -333,10 +338,8 @@ def prediction_figure(image, keypoints, confidences=None, crop=None,
       panels.append(attention_overlay(crop, masks))
   figure = np.concatenate(panels, axis=1)
   if show_grid and crop is not None and heatmaps is not None:
-    grid = heatmap_grid(crop, heatmaps, columns=4)
-    width = max(figure.shape[1], grid.shape[1])
-    figure = np.concatenate([_pad_width(figure, width),
-                             _pad_width(grid, width)], axis=0)
+    figure = _join([figure, heatmap_grid(crop, heatmaps, columns=4)], axis=0,
+                   gap=0)
   return figure
 
 

@@ -48,9 +48,10 @@ def get_config():
   config.data_dir = ""
   # The raw MPII files (see input_pipeline/mpii_layouts.py for the layouts).
   config.manual_dir = ""
-  # > 0: write that many synthetic MPII-format images into manual_dir
-  # (default WORKDIR/synthetic_mpii) first, if it holds none yet, so
-  # everything runs without the real data set.
+  # > 0: write that many synthetic MPII-format images first (once), so
+  # everything runs without the real data set: into WORKDIR/synthetic_mpii,
+  # or into manual_dir if that is a new folder or one written so before. A
+  # real data folder is never written into (an error says so).
   config.synthetic_images = 0
   config.synthetic_seed = 0  # The synthetic set is a function of this seed.
   config.input_size = 256  # Crop side; heatmaps are input_size / 4.

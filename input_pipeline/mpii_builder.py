@@ -14,7 +14,10 @@ annotated people of the training images.
 
 A bad person never stops a 25k-image build: it is skipped, counted per reason
 and reported in one log line per split (with its first few examples); see
-`validate_record`, `inspect_image` and `Mpii.reports`.
+`validate_record`, `inspect_image` and `Mpii.reports`. A damaged file does
+(`errors.InputError`, naming the file and the entry), and so does a split
+whose every person is skipped (`empty_split_error`, naming the folder and the
+counts, where TFDS would only say "No examples were yielded").
 """
 
 import collections
@@ -28,6 +31,7 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from acnn_jax import errors
 from acnn_jax import mpii
 from input_pipeline import mpii_layouts
 from input_pipeline import mpii_official
@@ -44,8 +48,19 @@ OUTSIDE = "joints_outside_image"
 BAD_SCALE = "bad_scale"
 ZERO_HEAD_BOX = "zero_head_box"
 NOT_ANNOTATED = "not_in_annotations"
+# Beside a validation entry that names no person: may be the one it meant.
+HELD_OUT = "beside_unmatched_validation_person"
 SKIP_REASONS = (MISSING_IMAGE, CORRUPT_IMAGE, NO_JOINTS, NAN, OUTSIDE,
-                BAD_SCALE, ZERO_HEAD_BOX, NOT_ANNOTATED)
+                BAD_SCALE, ZERO_HEAD_BOX, NOT_ANNOTATED, HELD_OUT)
+# The fix to suggest when every person of a split is skipped for this reason.
+_EMPTY_SPLIT_FIXES = {
+    MISSING_IMAGE: ("put MPII's JPEGs in manual_dir/images (extract "
+                    "mpii_human_pose_v1.tar.gz there)"),
+    CORRUPT_IMAGE: ("extract mpii_human_pose_v1.tar.gz again: the JPEGs are "
+                    "damaged"),
+    NOT_ANNOTATED: ("use the validation file that belongs to the annotations"
+                    " (pose-hg-train's valid.h5 for the release)"),
+}
 
 
 # -------------------------------------------------------------- validation --
@@ -161,6 +176,27 @@ class SkipLog:
     return f"{line} ({reasons})" if total else line
 
 
+def empty_split_error(log: SkipLog, manual_dir: str) -> errors.InputError:
+  """The error for a split without a usable person.
+
+  TFDS would stop with "No examples were yielded", naming neither the folder
+  nor why every person was skipped.
+  """
+  if not log.skipped:
+    return errors.InputError(
+        f"MPII {log.split}: the annotation files in {manual_dir} list no "
+        "people for this split: they are empty or not MPII's; see "
+        "MANUAL_DOWNLOAD_INSTRUCTIONS.")
+  examples = "; ".join(e for reason in sorted(log.examples)
+                       for e in log.examples[reason][:1])
+  fixes = [_EMPTY_SPLIT_FIXES[r] for r in sorted(log.skipped)
+           if r in _EMPTY_SPLIT_FIXES]
+  fixes.append("compare the files with MANUAL_DOWNLOAD_INSTRUCTIONS")
+  return errors.InputError(
+      f"{log.summary()}: every person of this split in {manual_dir} was "
+      f"skipped (for example {examples}). To fix: {'; '.join(fixes)}.")
+
+
 # ------------------------------------------------------------------ builder --
 
 
@@ -184,7 +220,7 @@ def other_people(splits: dict[str, Any]) -> dict[str, list[Record]]:
   """
   by_image = collections.defaultdict(list)
   for split in splits.values():
-    for record in split.records:
+    for record in split.records + split.held_out:
       if np.asarray(record["annotated"], bool).any():
         by_image[record["image"]].append(record)
   return by_image
@@ -305,6 +341,8 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
     log = self.reports[split] = SkipLog(split)
     for what in records.missing:
       log.skip(NOT_ANNOTATED, what)
+    for record in records.held_out:
+      log.skip(HELD_OUT, describe(record))
     for position, record in enumerate(records.records):
       path = os.path.join(images_dir, record["image"])
       check = self._check_image(path)
@@ -317,6 +355,8 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
       yield _example_key(position), _example(record, path,
                                              people[record["image"]])
     logging.info(log.summary())
+    if not log.kept:
+      raise empty_split_error(log, os.path.dirname(images_dir))
 
 
 def build(manual_dir: str, data_dir: str) -> tfds.core.DatasetBuilder:

@@ -161,15 +161,23 @@ def find_manual_files(manual_dir: str) -> ManualFiles:
 
 @dataclasses.dataclass
 class SplitRecords:
-  """One split's people, before validation, and what could not be matched."""
+  """One split's people, before validation, and what could not be matched.
+
+  Attributes:
+    records: the split's people.
+    missing: validation people the annotations lack, described.
+    held_out: people kept out of this split (and of every other) because a
+      damaged validation entry may mean them; see `split_records`.
+  """
   records: list[Record]
   missing: list[str] = dataclasses.field(default_factory=list)
+  held_out: list[Record] = dataclasses.field(default_factory=list)
 
 
 def _check_valid_names(files: ManualFiles, validation: Sequence[Record],
-                       pairs: Sequence[tuple[int, int]]) -> None:
+                       pairs: Sequence[tuple[int, int]],
+                       names: Optional[Sequence[str]]) -> None:
   """Raises when valid.h5's image names contradict the release's."""
-  names = mpii_official.read_valid_h5_image_names(files.valid_h5)
   if names is None:
     return
   by_pair = {(r["index"], r["person"]): r["image"] for r in validation}
@@ -178,7 +186,33 @@ def _check_valid_names(files: ManualFiles, validation: Sequence[Record],
       raise errors.InputError(
           f"{files.valid_h5} names {name} for (index, person) {pair} but "
           f"{files.release} has {by_pair[pair]}: the files do not belong "
-          "together.")
+          f"together. {mpii_official.VALID_H5_FIX}")
+
+
+def _read_official(files: ManualFiles) -> dict[str, SplitRecords]:
+  """The splits of layout (a): the release's people split by valid.h5.
+
+  A valid.h5 pair that the release lacks is counted as missing, and the
+  people of its image are held out of training (one of them may be the
+  person it meant); a pair whose image cannot be told is an error, as then
+  any training person may be a validation person.
+  """
+  records = mpii_official.read_release(files.release,
+                                       include_unannotated=True)
+  pairs = mpii_official.read_valid_h5(files.valid_h5)
+  names = mpii_official.read_valid_h5_image_names(files.valid_h5)
+  split = mpii_official.split_records(records, pairs, names)
+  if split.unplaced:
+    raise errors.InputError(
+        f"{files.valid_h5}: {len(split.unplaced)} of its (index, person) "
+        f"pairs, first {split.unplaced[0]}, name no person of a training "
+        f"image of {files.release}, and no image name tells which image they "
+        "meant, so their people could end up in training: the files do not "
+        f"belong together. {mpii_official.VALID_H5_FIX}")
+  _check_valid_names(files, split.validation, pairs, names)
+  missing = [f"index {i}, person {p}" for i, p in split.missing]
+  return {"train": SplitRecords(split.train, held_out=split.held_out),
+          "validation": SplitRecords(split.validation, missing)}
 
 
 def read_splits(files: ManualFiles) -> dict[str, SplitRecords]:
@@ -190,16 +224,13 @@ def read_splits(files: ManualFiles) -> dict[str, SplitRecords]:
   Returns:
     {"train": ..., "validation": ...}; validation in valid.h5 / valid.json
     order. People without points are included (the generator counts them).
+
+  Raises:
+    errors.MissingError, errors.InputError: a file is absent or damaged; the
+      message names it, the entry, and where to get a good copy.
   """
   if files.layout == "official":
-    records = mpii_official.read_release(files.release,
-                                         include_unannotated=True)
-    pairs = mpii_official.read_valid_h5(files.valid_h5)
-    split = mpii_official.split_records(records, pairs)
-    _check_valid_names(files, split.validation, pairs)
-    missing = [f"index {i}, person {p}" for i, p in split.missing]
-    return {"train": SplitRecords(split.train),
-            "validation": SplitRecords(split.validation, missing)}
+    return _read_official(files)
   return {
       "train": SplitRecords(mpii_json.read_json(files.train_json)),
       "validation": SplitRecords(

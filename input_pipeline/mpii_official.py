@@ -4,8 +4,11 @@ The official annotations (`mpii_human_pose_v1_u12_1.mat`, struct `RELEASE`,
 MATLAB v5) are read with `scipy.io.loadmat`. MATLAB's struct arrays come back
 in awkward shapes: a 1x1 struct array where one would expect a list, a 0x0
 double where a struct is missing, `is_visible` as a number, a string or `[]`.
-The helpers below flatten all of that, so the parsing functions read like the
-MATLAB code they mirror.
+`matlab_structs` flattens all of that, so the parsing functions read like the
+MATLAB code they mirror. A damaged file (truncated, MATLAB v7.3, without the
+struct or column a reader needs) is an `errors.InputError` that names the
+file and the field and says where to get a good copy; a damaged person is
+not: the builder skips and counts it.
 
 Every reader of this package returns people as plain dicts, the *record*
 format shared with `mpii_json` and `mpii_builder`:
@@ -26,16 +29,24 @@ format shared with `mpii_json` and `mpii_builder`:
 
 from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
-import h5py
 import numpy as np
-import scipy.io
 
 from acnn_jax import errors
 from acnn_jax import mpii
+from input_pipeline import array_files
+from input_pipeline import matlab_structs
 
 RELEASE_FILE = "mpii_human_pose_v1_u12_1.mat"
 VALID_H5_FILE = "valid.h5"
 IMAGES_DIR = "images"  # Records name their image file inside this folder.
+RELEASE_URL = ("https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr/"
+               "mpii_human_pose_v1_u12_2.zip")
+VALID_H5_URL = "https://github.com/princeton-vl/pose-hg-train"
+# How to replace a damaged file: the end of every error about one.
+RELEASE_FIX = (f"Download {RELEASE_URL} again and unzip {RELEASE_FILE} from "
+               "it into manual_dir (see MANUAL_DOWNLOAD_INSTRUCTIONS).")
+VALID_H5_FIX = (f"Copy data/mpii/annot/{VALID_H5_FILE} of {VALID_H5_URL} "
+                "again into manual_dir (see MANUAL_DOWNLOAD_INSTRUCTIONS).")
 
 Record = dict
 Pair = tuple[int, int]
@@ -84,98 +95,12 @@ def make_record(*, image: str, index: int, person: int, joints: Any,
   }
 
 
-# --------------------------------------------------- MATLAB struct helpers --
-
-
-def _is_struct(value: Any) -> bool:
-  return ((isinstance(value, np.void) and value.dtype.names is not None) or
-          isinstance(value, scipy.io.matlab.mat_struct))
-
-
-def structs(value: Any) -> list[Any]:
-  """Flattens a MATLAB struct array of any shape into a list of structs.
-
-  Works for `loadmat`'s default output (structured ndarrays, possibly wrapped
-  in 1x1 object arrays), for `squeeze_me=True` (a lone struct instead of an
-  array) and for `struct_as_record=False` (`mat_struct` objects).
-
-  Args:
-    value: a field value: struct array, single struct, object array, empty
-      array or None.
-
-  Returns:
-    The structs in MATLAB's column-major order; [] for empty or non-struct
-    values (e.g. the 0x0 double MATLAB stores for a missing struct).
-  """
-  if value is None:
-    return []
-  if _is_struct(value):
-    return [value]
-  if isinstance(value, np.ndarray):
-    if value.dtype.names is not None:
-      return list(value.ravel(order="F"))
-    if value.dtype == object:
-      out = []
-      for item in value.ravel(order="F"):
-        out.extend(structs(item))
-      return out
-  return []
-
-
-def field(struct: Any, name: str) -> Any:
-  """A struct's field, or None when the field is absent or empty."""
-  if isinstance(struct, np.void):
-    value = struct[name] if name in struct.dtype.names else None
-  else:
-    value = getattr(struct, name, None)
-  if isinstance(value, np.ndarray) and value.size == 0:
-    return None
-  return value
-
-
-def number(value: Any) -> Optional[float]:
-  """A MATLAB scalar (number, 1x1 array, numeric string) as a float.
-
-  Args:
-    value: the raw field value.
-
-  Returns:
-    The float, or None for empty values, non-numeric strings and arrays that
-    hold more than one number.
-  """
-  if value is None:
-    return None
-  if isinstance(value, bytes):
-    value = value.decode(errors="replace")
-  if isinstance(value, str):
-    try:
-      return float(value.strip())
-    except ValueError:
-      return None
-  array = np.asarray(value)
-  if array.dtype.kind in "US":  # A char array such as array(['1']).
-    return number("".join(
-        c.decode(errors="replace") if isinstance(c, bytes) else str(c)
-        for c in array.ravel()))
-  if array.size != 1:
-    return None
-  if array.dtype == object:  # A 1x1 cell around the value.
-    return number(array.ravel()[0])
-  # float() first: MPII stores many coordinates as uint8/uint16, where x - 1
-  # would wrap around.
-  return float(array.ravel()[0])
-
-
-def text(value: Any) -> str:
-  """A MATLAB char array (or its numpy wrapping) as a str; '' when empty."""
-  if value is None:
-    return ""
-  if isinstance(value, str):
-    return value
-  array = np.asarray(value)
-  if array.dtype == object:
-    return "".join(text(item) for item in array.ravel())
-  return "".join(str(item) for item in array.ravel())
+# The MATLAB struct helpers, under the short names the parsers below (and
+# their tests) read like MATLAB with.
+structs = matlab_structs.structs
+field = matlab_structs.field
+number = matlab_structs.number
+text = matlab_structs.text
 
 
 # ------------------------------------------------------- annolist parsing --
@@ -280,13 +205,23 @@ def parse_annolist(annolist: Any, *, img_train: Optional[Sequence[Any]] = None,
 
 
 def load_release(path: str) -> Any:
-  """Loads the `RELEASE` struct of `mpii_human_pose_v1_u12_1.mat`."""
-  mat = scipy.io.loadmat(path)
+  """Loads the `RELEASE` struct of `mpii_human_pose_v1_u12_1.mat`.
+
+  Raises:
+    errors.MissingError: the file does not exist.
+    errors.InputError: it is not a MATLAB v5 file, or has no `RELEASE` struct.
+  """
+  mat = array_files.load_mat(path, RELEASE_FILE, RELEASE_FIX)
   if "RELEASE" not in mat:
     raise errors.InputError(
         f"{path} has no RELEASE struct: is it {RELEASE_FILE} from "
-        "mpii_human_pose_v1_u12_2.zip?")
-  return structs(mat["RELEASE"])[0]
+        f"mpii_human_pose_v1_u12_2.zip? {RELEASE_FIX}")
+  release = structs(mat["RELEASE"])
+  if len(release) != 1:
+    raise errors.InputError(
+        f"{path}: RELEASE must be one struct, got "
+        f"{matlab_structs.describe(mat['RELEASE'])}. {RELEASE_FIX}")
+  return release[0]
 
 
 def read_release(path: str, include_unannotated: bool = False) -> list[Record]:
@@ -299,14 +234,70 @@ def read_release(path: str, include_unannotated: bool = False) -> list[Record]:
   Returns:
     One record per person of an `img_train == 1` image (with points, unless
     `include_unannotated`), in (index, person) order.
+
+  Raises:
+    errors.MissingError, errors.InputError: see `load_release`; also when
+      `annolist` or `img_train` is missing or they disagree in length.
   """
   release = load_release(path)
-  img_train = np.asarray(field(release, "img_train")).ravel()
-  return parse_annolist(field(release, "annolist"), img_train=img_train,
+  annolist = field(release, "annolist")
+  entries = len(structs(annolist))
+  if not entries:
+    raise errors.InputError(
+        f"{path}: RELEASE.annolist is missing or not a struct array (got "
+        f"{matlab_structs.describe(annolist)}). {RELEASE_FIX}")
+  img_train = field(release, "img_train")
+  flags = np.asarray(img_train if img_train is not None else []).ravel()
+  if flags.dtype.kind not in "biuf" or flags.size != entries:
+    raise errors.InputError(
+        f"{path}: RELEASE.img_train must hold one 0/1 flag per annolist entry"
+        f" ({entries}), got "
+        f"{matlab_structs.describe(img_train)}. {RELEASE_FIX}")
+  return parse_annolist(annolist, img_train=flags,
                         include_unannotated=include_unannotated)
 
 
 # ------------------------------------------------------- validation split --
+
+
+def _valid_h5_columns(path: str) -> dict[str, np.ndarray]:
+  """`valid.h5`'s `index` and `person` (and `imgname` when present), checked.
+
+  Raises:
+    errors.MissingError: the file does not exist.
+    errors.InputError: it is not HDF5 (or a .mat), is damaged, or its columns
+      are missing, of unequal lengths, or not whole non-negative numbers.
+  """
+  arrays = array_files.read_arrays(path, VALID_H5_FILE, VALID_H5_FIX)
+  columns = {}
+  for key in ("index", "person"):
+    if key not in arrays:
+      raise errors.InputError(
+          f"{path} has no '{key}' dataset (it has "
+          f"{sorted(k for k in arrays if not k.startswith('__'))}): is it "
+          f"pose-hg-train's annot/{VALID_H5_FILE}? {VALID_H5_FIX}")
+    column = np.asarray(arrays[key]).ravel()
+    if column.dtype.kind not in "biuf":
+      raise errors.InputError(
+          f"{path}: '{key}' must hold numbers, got dtype {column.dtype}. "
+          f"{VALID_H5_FIX}")
+    column = column.astype(np.float64)  # pose-hg-train stores floats.
+    bad = np.flatnonzero(~np.isfinite(column) | (column < 0) |
+                         (column != np.round(column)))
+    if bad.size:
+      raise errors.InputError(
+          f"{path}: '{key}' must hold 0-based indices (whole numbers >= 0), "
+          f"but row {bad[0]} (0-based) holds {column[bad[0]]}. "
+          f"{VALID_H5_FIX}")
+    columns[key] = column.astype(np.int64)
+  if "imgname" in arrays:
+    columns["imgname"] = np.asarray(arrays["imgname"])
+  lengths = {k: len(v) for k, v in columns.items()}
+  if len(set(lengths.values())) > 1:
+    raise errors.InputError(
+        f"{path}: its columns differ in length ({lengths}): the file is "
+        f"damaged. {VALID_H5_FIX}")
+  return columns
 
 
 def read_valid_h5(path: str) -> list[Pair]:
@@ -318,55 +309,86 @@ def read_valid_h5(path: str) -> list[Pair]:
 
   Returns:
     The pairs in file order (the order of `gt_valid.mat`).
+
+  Raises:
+    errors.MissingError, errors.InputError: see `_valid_h5_columns`.
   """
-  with h5py.File(path, "r") as f:
-    index = np.asarray(f["index"]).ravel()
-    person = np.asarray(f["person"]).ravel()
-  return [(int(i), int(p)) for i, p in zip(index, person)]
+  columns = _valid_h5_columns(path)
+  return [(int(i), int(p)) for i, p in zip(columns["index"],
+                                           columns["person"])]
 
 
 def read_valid_h5_image_names(path: str) -> Optional[list[str]]:
   """The `imgname` column of `valid.h5`, or None when the file has none."""
-  with h5py.File(path, "r") as f:
-    if "imgname" not in f:
-      return None
-    names = np.asarray(f["imgname"])
+  names = _valid_h5_columns(path).get("imgname")
+  if names is None:
+    return None
   if names.ndim == 2:  # Some writers store the names as uint8 character rows.
     return ["".join(chr(c) for c in row if c).strip() for row in names]
   return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
 class Split(NamedTuple):
-  """Records split into training and validation people."""
+  """Records split into training and validation people.
+
+  Attributes:
+    train: the training people.
+    validation: the validation people, in `valid_pairs` order.
+    missing: validation pairs that no record has.
+    held_out: the people of the images of `missing` pairs, in neither split:
+      one of them may be the validation person the pair meant to name.
+    unplaced: the `missing` pairs whose image is unknown (neither their name
+      nor their index is an image of the records), so any training person
+      may be theirs.
+  """
   train: list[Record]
   validation: list[Record]
-  missing: list[Pair]  # validation pairs that no record has
+  missing: list[Pair]
+  held_out: list[Record]
+  unplaced: list[Pair]
 
 
-def split_records(records: Iterable[Record], valid_pairs: Sequence[Pair]
-                  ) -> Split:
+def split_records(records: Iterable[Record], valid_pairs: Sequence[Pair],
+                  valid_names: Optional[Sequence[str]] = None) -> Split:
   """Splits records by Tompson's validation (index, person) pairs.
 
   Training keeps every other person, including the other people of
-  validation images (as pose-hg-train does).
+  validation images (as pose-hg-train does), except where a pair names no
+  record: a damaged index or person number would otherwise send the person it
+  meant into training, so every person of that pair's image (by its name in
+  `valid_names` and by its index) is held out of both splits.
 
   Args:
     records: people of the `img_train` images.
     valid_pairs: 0-based (index, person) pairs, e.g. from `read_valid_h5`.
+    valid_names: the image name of each pair (`valid.h5`'s `imgname`), or
+      None.
 
   Returns:
-    A `Split`: training records in input order, validation records in
-    `valid_pairs` order, and the pairs for which no record exists.
+    A `Split`; training records keep the input order.
   """
+  if valid_names is not None and len(valid_names) != len(valid_pairs):
+    raise ValueError(f"{len(valid_names)} names for {len(valid_pairs)} pairs")
   records = list(records)
   by_pair = {(r["index"], r["person"]): r for r in records}
-  wanted = {tuple(p) for p in valid_pairs}
-  train = [r for r in records if (r["index"], r["person"]) not in wanted]
-  validation, missing = [], []
-  for pair in valid_pairs:
+  image_of_index = {r["index"]: r["image"] for r in records}
+  known_images = set(image_of_index.values())
+  validation, missing, unplaced, suspect_images = [], [], [], set()
+  for k, pair in enumerate(valid_pairs):
     pair = (int(pair[0]), int(pair[1]))
     if pair in by_pair:
       validation.append(by_pair[pair])
-    else:
-      missing.append(pair)
-  return Split(train, validation, missing)
+      continue
+    missing.append(pair)
+    images = known_images & {image_of_index.get(pair[0]),
+                             valid_names[k] if valid_names else None}
+    suspect_images |= images
+    if not images:
+      unplaced.append(pair)
+  wanted = {(r["index"], r["person"]) for r in validation}
+  train, held_out = [], []
+  for r in records:
+    if (r["index"], r["person"]) in wanted:
+      continue
+    (held_out if r["image"] in suspect_images else train).append(r)
+  return Split(train, validation, missing, held_out, unplaced)

@@ -23,7 +23,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from acnn_jax import codec as codec_lib
+from acnn_jax import errors
 from input_pipeline import preprocess
+
+
+# Epoch e of seed s shuffles with seed s * _EPOCH_SEEDS + e: distinct for
+# every (s, e) a run can reach.
+_EPOCH_SEEDS = 1_000_003
+_NO_END = 2**62
 
 
 def host_batch_size(global_batch_size: int) -> int:
@@ -47,7 +54,8 @@ def _pad_batch(batch, batch_size):
 def create_dataset(config: ml_collections.ConfigDict, split: str,
                    builder: tfds.core.DatasetBuilder, *,
                    train: Optional[bool] = None,
-                   batch_size: Optional[int] = None) -> tf.data.Dataset:
+                   batch_size: Optional[int] = None,
+                   start_step: int = 0) -> tf.data.Dataset:
   """Batches of one split of MPII for this host.
 
   Args:
@@ -60,10 +68,16 @@ def create_dataset(config: ml_collections.ConfigDict, split: str,
     train: shuffle, repeat forever, augment, drop the last partial batch.
       Defaults to `split == 'train'`.
     batch_size: global batch size; defaults to `config.batch_size`.
+    start_step: (train) the batches start with the one that step
+      `start_step + 1` trains on: a resumed run continues the stream exactly.
 
   Returns:
     A `tf.data.Dataset` of host batches (see the module docstring). The order,
-    the augmentation included, is a pure function of `config.seed`.
+    the augmentation included, is a pure function of `config.seed` (and of
+    the host and the step, in training).
+
+  Raises:
+    errors.InputError: this host's share of a training split is empty.
   """
   train = split == "train" if train is None else train
   batch = host_batch_size(batch_size or config.batch_size)
@@ -76,22 +90,34 @@ def create_dataset(config: ml_collections.ConfigDict, split: str,
                           decoders={"image": tfds.decode.SkipDecoding()})
   if config.cache:
     ds = ds.cache()
-  options = tf.data.Options()
-  options.deterministic = True
-  ds = ds.with_options(options)
 
   if train:
     augment = (preprocess.AugmentConfig.from_config(config) if config.augment
                else None)
-    ds = ds.shuffle(config.shuffle_buffer, seed=config.seed,
-                    reshuffle_each_iteration=True).repeat()
-    # The n-th example of the stream gets seed (seed, n): reproducible
-    # augmentation with any number of parallel calls.
-    ds = ds.enumerate()
+    num_host = builder.info.splits[host_split].num_examples
+    if num_host == 0:
+      raise errors.InputError(
+          f"The {split} split of {builder.data_dir} holds no example for "
+          f"this host ({host_split}).")
+    # The stream is a pure function of (seed, position): epoch e is the
+    # split shuffled with seed (seed, e), and the n-th example of the stream
+    # is augmented with seed (seed, n). A run resumed at `start_step` so gets
+    # exactly the batches an uninterrupted run sees from there, reading at
+    # most one epoch of encoded images to get there.
+    first = start_step * batch
+    first_epoch, skip = divmod(first, num_host)
+    seed = tf.cast(config.seed, tf.int64)
+
+    def epoch(e):
+      return ds.shuffle(config.shuffle_buffer, seed=seed * _EPOCH_SEEDS + e,
+                        reshuffle_each_iteration=False)
+
+    ds = tf.data.Dataset.range(first_epoch, _NO_END).flat_map(epoch)
+    ds = tf.data.Dataset.zip(tf.data.Dataset.counter(first), ds.skip(skip))
     ds = ds.map(
         lambda n, ex: preprocess.train_example(
-            preprocess.decode_image(ex),
-            tf.stack([tf.cast(config.seed, tf.int64), n]), codec, augment),
+            preprocess.decode_image(ex), tf.stack([seed, n]), codec,
+            augment),
         num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch, drop_remainder=True)
   else:
@@ -100,4 +126,6 @@ def create_dataset(config: ml_collections.ConfigDict, split: str,
                             "mask": tf.constant(1.0)},
                 num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch).map(lambda b: _pad_batch(b, batch))
-  return ds.prefetch(tf.data.AUTOTUNE)
+  options = tf.data.Options()
+  options.deterministic = True
+  return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -4,19 +4,24 @@
   * `config.manual_dir` names the raw MPII files (see
     `mpii_builder.MANUAL_DOWNLOAD_INSTRUCTIONS`); TFDS prepares them once into
     `config.data_dir` (default ~/tensorflow_datasets).
-  * With `config.synthetic_images > 0` and no manual_dir, the synthetic
-    MPII-format set is written to WORKDIR/synthetic_mpii (once) and prepared
-    into WORKDIR/tfds, so the same builder runs with no download at all.
+  * With `config.synthetic_images > 0`, the synthetic MPII-format set is
+    written (once) to WORKDIR/synthetic_mpii, or to `config.manual_dir` if
+    that is a new folder or a synthetic one, and prepared into WORKDIR/tfds,
+    so the same builder runs with no download at all. A real data folder is
+    never written into.
 """
 
 import os
 
+from absl import logging
 import ml_collections
 import tensorflow_datasets as tfds
 
+from acnn_jax import errors
 from input_pipeline import mpii_builder
 from input_pipeline import mpii_official
 from input_pipeline import synthetic
+from input_pipeline import synthetic_marker
 
 
 def data_dirs(config: ml_collections.ConfigDict, workdir: str):
@@ -32,17 +37,60 @@ def data_dirs(config: ml_collections.ConfigDict, workdir: str):
   return os.path.expanduser(manual_dir), os.path.expanduser(data_dir)
 
 
+def _write_synthetic(config: ml_collections.ConfigDict, directory: str,
+                     in_workdir: bool) -> None:
+  """Writes the config's synthetic set into `directory` unless it is there.
+
+  Raises:
+    errors.ConfigError: `directory` (config.manual_dir) is not a synthetic
+      folder, or holds a synthetic set made with other values.
+  """
+  wanted = synthetic.settings_of(config.synthetic_images,
+                                 config.synthetic_seed)
+  marker = synthetic_marker.read(directory)
+  has_release = os.path.exists(
+      os.path.join(directory, mpii_official.RELEASE_FILE))
+  if marker is None and in_workdir and has_release:
+    return  # Written by a version before the marker, in the run's own dir.
+  if marker is None and not in_workdir and os.path.exists(directory):
+    raise errors.ConfigError(
+        f"config.synthetic_images={config.synthetic_images} asks for "
+        f"synthetic data, but config.manual_dir={directory} is not a "
+        f"synthetic folder (no {synthetic_marker.MARKER}), and a data folder "
+        "is never written into. To train on the files there, set "
+        "--config.synthetic_images=0; for synthetic data, leave "
+        "config.manual_dir empty (WORKDIR/synthetic_mpii) or name a new "
+        "folder.")
+  if marker and marker.get("complete"):
+    if marker.get("settings") == wanted:
+      return
+    made = marker.get("settings") or {}
+    raise errors.ConfigError(
+        f"{directory} holds the synthetic set of synthetic_images="
+        f"{made.get('num_images')}, synthetic_seed={made.get('seed')}, not "
+        f"of config.synthetic_images={config.synthetic_images}, "
+        f"config.synthetic_seed={config.synthetic_seed}. Use those values, "
+        "or another --workdir (or config.manual_dir) for the new set.")
+  logging.info("Writing %d synthetic MPII-format images to %s.",
+               config.synthetic_images, directory)
+  synthetic.generate(directory, config.synthetic_images,
+                     seed=config.synthetic_seed)
+
+
 def prepare_builder(config: ml_collections.ConfigDict,
                     workdir: str) -> tfds.core.DatasetBuilder:
   """The prepared `mpii` builder for `config` (writes synthetic data if asked).
 
+  Synthetic data is only written into a folder this project owns:
+  WORKDIR/synthetic_mpii, or a `config.manual_dir` that does not exist yet
+  or that it wrote before (`synthetic_marker`); never into a user's data.
+
   Raises:
     mpii_layouts.MissingFilesError: the data set is not prepared yet and
       `manual_dir` lacks a file; the message names it and says where to get it.
+    errors.ConfigError: synthetic data asked for in a folder not ours.
   """
   manual_dir, data_dir = data_dirs(config, workdir)
-  if config.synthetic_images > 0 and not os.path.exists(
-      os.path.join(manual_dir, mpii_official.RELEASE_FILE)):
-    synthetic.generate(manual_dir, config.synthetic_images,
-                       seed=config.synthetic_seed)
+  if config.synthetic_images > 0:
+    _write_synthetic(config, manual_dir, in_workdir=not config.manual_dir)
   return mpii_builder.build(manual_dir, data_dir)

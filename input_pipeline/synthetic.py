@@ -37,6 +37,7 @@ from acnn_jax import errors
 from acnn_jax import mpii
 from input_pipeline import mpii_official
 from input_pipeline import synthetic_files
+from input_pipeline import synthetic_marker
 from input_pipeline import synthetic_scenes
 
 LAYOUTS = ("official", "json", "both")
@@ -147,7 +148,8 @@ def generate(output_dir: str, num_images: int, seed: int = 0,
   """Writes a synthetic MPII data set.
 
   Args:
-    output_dir: directory to write into (created if needed).
+    output_dir: directory to write into: new, empty, or written by this
+      function before (it holds `synthetic_marker.MARKER`).
     num_images: number of images.
     seed: the output is a deterministic function of the arguments.
     layout: 'official' (release .mat + valid.h5), 'json' (HRNet annot/*.json +
@@ -167,7 +169,8 @@ def generate(output_dir: str, num_images: int, seed: int = 0,
 
   Raises:
     errors.InputError: for an unknown layout or nonsensical sizes (a
-      ValueError).
+      ValueError), or an `output_dir` that holds other files
+      (`synthetic_marker.claim`: a user's data is never written into).
   """
   if layout not in LAYOUTS:
     raise errors.InputError(f"layout must be one of {LAYOUTS}, got "
@@ -176,6 +179,11 @@ def generate(output_dir: str, num_images: int, seed: int = 0,
     raise errors.InputError("need num_images >= 1 and 1 <= max_people <= 4, "
                             f"got {num_images} and {max_people}.")
   start = time.perf_counter()
+  settings = settings_of(num_images, seed, layout=layout,
+                         valid_fraction=valid_fraction, image_size=image_size,
+                         test_fraction=test_fraction, max_people=max_people,
+                         jpeg_quality=jpeg_quality)
+  synthetic_marker.claim(output_dir, settings)
   image_dir = os.path.join(output_dir, mpii_official.IMAGES_DIR)
   os.makedirs(image_dir, exist_ok=True)
   is_train = _splits(seed, num_images, test_fraction)
@@ -193,8 +201,20 @@ def generate(output_dir: str, num_images: int, seed: int = 0,
     synthetic_files.write_official(output_dir, records, valid_pairs, seed)
   if layout in ("json", "both"):
     synthetic_files.write_json(output_dir, records, valid_pairs, seed)
+  synthetic_marker.write(output_dir, settings, complete=True)
   return _summary(output_dir, layout, records, valid_pairs,
                   time.perf_counter() - start)
+
+
+def settings_of(num_images: int, seed: int, **options) -> Dict[str, Any]:
+  """The arguments of `generate` that make a set, as its marker records
+  them (JSON values; omitted options take `generate`'s defaults)."""
+  defaults = dict(layout="official", valid_fraction=0.2,
+                  image_size=(320, 640), test_fraction=0.15, max_people=4,
+                  jpeg_quality=90)
+  settings = {"num_images": int(num_images), "seed": int(seed),
+              **defaults, **options}
+  return json.loads(json.dumps(settings))
 
 
 def _summary(output_dir, layout, records, valid_pairs, seconds):

@@ -1,6 +1,5 @@
 """Tests of the workdir layout, saving, restoring and phase chaining."""
 
-import json
 import os
 
 import jax.numpy as jnp
@@ -10,6 +9,7 @@ import pytest
 from acnn_jax import checkpoints
 from acnn_jax import errors
 from acnn_jax import phases
+from acnn_jax import saved_config
 from conftest import tiny_config
 
 
@@ -29,7 +29,7 @@ def _save(directory, steps, keep=3, width=3, config=None):
                          metrics={"Mean": 1.0})
   last.wait_until_finished()
   best.wait_until_finished()
-  checkpoints.save_config(config or tiny_config("a"), str(directory))
+  saved_config.save_config(config or tiny_config("a"), str(directory))
   return last
 
 
@@ -86,13 +86,46 @@ def test_phase_chaining(tmp_path):
         workdir, b, template)
 
 
-def test_configs_of_earlier_versions_still_load(tmp_path):
-  with pytest.raises(errors.MissingError, match="config.json is missing"):
-    checkpoints.load_config(str(tmp_path))
-  saved = tiny_config("c").to_dict()
-  del saved["attention"]
-  saved["dataset"] = "mpii"
-  (tmp_path / checkpoints.CONFIG_FILE).write_text(json.dumps(saved))
-  config = checkpoints.load_config(str(tmp_path))
-  assert config.attention is True and "dataset" not in config
-  assert config.phase == "c" and config.num_stacks == 2
+
+def _damage(step_dir):
+  """Truncates the array files of a saved step (a copy cut short)."""
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      if "ocdbt" in root or name.endswith(".ocdbt"):
+        with open(os.path.join(root, name), "r+b") as f:
+          f.truncate(8)
+
+
+def test_resuming_sets_a_damaged_or_diverged_newest_step_aside(tmp_path,
+                                                               caplog):
+  last = _save(tmp_path, [5, 6])
+  checkpoints.save_state(last, 7, {**_state(7), "params": {
+      "stem": {"w": jnp.full((3,), jnp.nan)}}})
+  last.wait_until_finished()
+  _damage(tmp_path / "checkpoints" / "6")
+  restored = checkpoints.restore_latest(last, _state(0))
+  assert int(restored["step"]) == 5
+  assert last.all_steps() == [5]
+  assert sorted(os.listdir(tmp_path / "damaged")) == ["checkpoints_6",
+                                                      "checkpoints_7"]
+  assert "checkpoints/7 cannot be used (it holds NaN" in caplog.text
+  checkpoints.save_state(last, 6, _state(6))  # Saving goes on from there.
+  last.wait_until_finished()
+  assert last.all_steps() == [5, 6]
+
+
+def test_a_damaged_checkpoint_is_skipped_and_left_in_place(tmp_path, caplog):
+  _save(tmp_path, [5, 6])
+  _damage(tmp_path / "checkpoints" / "6")
+  variables, step, _ = checkpoints.restore_variables(str(tmp_path))
+  assert step == 5 and "checkpoints/6 cannot be used" in caplog.text
+  np.testing.assert_array_equal(variables["params"]["stem"]["w"], 5.0)
+  assert (tmp_path / "checkpoints" / "6").is_dir()
+  # Named by its step, it is not swapped for another.
+  with pytest.raises(errors.InputError, match=r"step 6: "):
+    checkpoints.restore_variables(str(tmp_path / "checkpoints" / "6"))
+  _damage(tmp_path / "checkpoints" / "5")
+  with pytest.raises(errors.InputError,
+                     match=r"No checkpoint in .* can be used \(step 6: .*; "
+                     r"step 5: "):
+    checkpoints.restore_variables(str(tmp_path))

@@ -92,6 +92,14 @@ def test_help_after_the_error_line_stays(fake):
   assert process.stderr.splitlines()[-1] == "Download it from y."
 
 
+def test_verbose_adds_the_traceback_to_a_reported_error(fake):
+  process = _run(["--needed=1", "--what=input", "--verbose"], script=fake)
+  assert process.returncode == 1
+  assert "Traceback" in process.stderr and "InputError" in process.stderr
+  assert process.stderr.splitlines()[-1] == (
+      "fake: error: bad.jpg is not an image; pass a JPEG or PNG.")
+
+
 def test_a_bug_keeps_its_traceback(fake):
   process = _run(["--needed=1", "--what=bug"], script=fake)
   assert process.returncode == 1
@@ -143,3 +151,57 @@ def test_library_info_logs_are_dropped_but_their_warnings_kept():
   assert quiet.filter(record(orbax, logging.WARNING))
   ours = os.path.join("acnn_jax", "train.py")
   assert quiet.filter(record(ours, logging.INFO))
+
+
+RESTORE_COMMAND = '''
+import os
+from absl import flags
+import jax.numpy as jnp
+from acnn_jax import checkpoints
+from acnn_jax import cli
+
+def define_flags():
+  flags.DEFINE_string("directory", None, "A phase directory to write.")
+  flags.DEFINE_bool("damage_all", False, "Damage every checkpoint.")
+
+def main(argv):
+  directory = flags.FLAGS.directory
+  last, _ = checkpoints.make_managers(directory, 3)
+  for step in (1, 2):
+    # Several arrays: several reads in flight when the first one fails.
+    checkpoints.save_state(last, step, {"step": jnp.asarray(step), "params": {
+        f"w{i}": jnp.full((64, 64), step, jnp.float32) for i in range(8)}})
+  last.wait_until_finished()
+  damaged = ["2", "1"] if flags.FLAGS.damage_all else ["2"]
+  for root, _, files in (item for step in damaged for item in os.walk(
+      os.path.join(directory, "checkpoints", step))):
+    for name in files:
+      if "ocdbt" in root or name.endswith(".ocdbt"):
+        with open(os.path.join(root, name), "r+b") as f:
+          f.truncate(8)
+  _, step, _ = checkpoints.restore_variables(
+      os.path.join(directory, "checkpoints"))
+  print("restored", step)
+
+if __name__ == "__main__":
+  cli.run(main, define_flags)
+'''
+
+
+@pytest.mark.parametrize("damage_all", [False, True])
+def test_damaged_checkpoints_are_one_line_each(tmp_path, damage_all):
+  """Not one traceback per failed tensorstore read ('Event loop is
+  closed'): one warning line for a skipped checkpoint, one error line when
+  none can be used."""
+  script = tmp_path / "restore.py"
+  script.write_text(RESTORE_COMMAND)
+  process = _run([f"--directory={tmp_path / 'phase'}",
+                  f"--damage_all={damage_all}"], script=script)
+  assert "Traceback" not in process.stderr, process.stderr[-3000:]
+  if damage_all:
+    assert process.returncode == 1
+    assert len(_error_lines(process, "restore")) == 1, process.stderr
+  else:
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip() == "restored 1"
+    assert process.stderr.count("cannot be used") == 1, process.stderr

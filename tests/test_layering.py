@@ -4,10 +4,11 @@ The layers (README, "Layout"), lowest first; a module may import modules of
 its own layer or of lower ones, never of a higher one, and the import graph
 has no circle:
 
-  0  errors, cli, mpii, geometry, codec, parallel, configs  (facts, helpers)
+  0  errors, cli, mpii, geometry, codec, parallel, finite,   (facts, helpers)
+     json_files, configs
   1  input_pipeline                                          (files -> batches)
   2  hourglass, models, phases, optimizers, configuration    (the network)
-  3  checkpoints
+  3  checkpoints, saved_config
   4  inference
   5  pckh, mask_stats, evaluate, visualize, plots
   6  train
@@ -31,11 +32,12 @@ MAX_LINES = 450
 
 LAYERS = (
     ("acnn_jax.errors", "acnn_jax.cli", "acnn_jax.mpii", "acnn_jax.geometry",
-     "acnn_jax.codec", "acnn_jax.parallel", "configs"),
+     "acnn_jax.codec", "acnn_jax.parallel", "acnn_jax.finite",
+     "acnn_jax.json_files", "configs"),
     ("input_pipeline",),
     ("acnn_jax.hourglass", "acnn_jax.models", "acnn_jax.phases",
      "acnn_jax.optimizers", "acnn_jax.configuration"),
-    ("acnn_jax.checkpoints",),
+    ("acnn_jax.checkpoints", "acnn_jax.saved_config"),
     ("acnn_jax.inference",),
     ("acnn_jax.pckh", "acnn_jax.mask_stats", "acnn_jax.evaluate",
      "acnn_jax.visualize", "acnn_jax.plots"),

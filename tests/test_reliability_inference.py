@@ -1,0 +1,382 @@
+"""Nothing silently wrong at inference (issue 10): checkpoints with NaN,
+non-finite predictions, boxes outside the image, an empty drawing, and
+malformed prediction or ground-truth files all end in one clear error (or a
+warning), never in a traceback or a wrong answer."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from acnn_jax import checkpoints
+from acnn_jax import errors
+from acnn_jax import models
+from acnn_jax import pckh
+from acnn_jax import predict
+from acnn_jax import visualize
+from conftest import tiny_config
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+STEP = 3
+
+
+def _variables(config):
+  """Variables of the config's model: shapes from `jax.eval_shape` (no slow
+  init), filled with fan-in scaled noise and unit BatchNorm statistics, so
+  the network computes finite, non-trivial outputs."""
+  model = models.create_model(config)
+  size = config.input_size
+  shapes = jax.eval_shape(
+      lambda r: model.init(r, jnp.zeros((1, size, size, 3)), train=False),
+      jax.random.PRNGKey(0))
+  rng = np.random.default_rng(0)
+
+  def fill(path, leaf):
+    name = str(getattr(path[-1], "key", path[-1]))
+    if name in ("scale", "var"):
+      return np.ones(leaf.shape, leaf.dtype)
+    if name in ("bias", "mean"):
+      return np.zeros(leaf.shape, leaf.dtype)
+    fan_in = max(1, int(np.prod(leaf.shape[:-1])))
+    return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(
+        leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, dict(shapes))
+
+
+def _save_workdir(workdir, config, variables):
+  """A workdir with one phase-C checkpoint, written as training writes it."""
+  directory = checkpoints.phase_dir(str(workdir), config.phase)
+  last, _ = checkpoints.make_managers(directory, keep=1)
+  state = {"step": jnp.asarray(STEP, jnp.int32),
+           "params": variables["params"],
+           "batch_stats": variables["batch_stats"], "opt_state": {}}
+  checkpoints.save_state(last, STEP, state)
+  last.wait_until_finished()
+  # config.json as training writes it (README, "Layout").
+  with open(os.path.join(directory, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  return str(workdir)
+
+
+@pytest.fixture(scope="module")
+def tiny_workdirs(tmp_path_factory):
+  """(good workdir, NaN workdir, its checkpoints directory, variables,
+  config)."""
+  root = tmp_path_factory.mktemp("reliability")
+  config = tiny_config("c")
+  variables = _variables(config)
+  good = _save_workdir(root / "good", config, variables)
+  broken = jax.tree_util.tree_map(np.array, variables)
+  broken["params"]["stem"]["conv"]["kernel"].flat[0] = np.nan
+  bad = _save_workdir(root / "nan", config, broken)
+  checkpoints_dir = os.path.join(bad, "phase_c", "checkpoints")
+  return good, bad, checkpoints_dir, variables, config
+
+
+def _image_file(directory, height=40, width=30):
+  path = os.path.join(directory, "person.png")
+  pixels = (np.random.default_rng(1).random((height, width, 3)) * 255)
+  Image.fromarray(pixels.astype(np.uint8)).save(path)
+  return path
+
+
+def _start(module, *args):
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO,
+                          env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tiny_workdirs, tmp_path_factory):
+  """The command lines of this file, started together (each loads JAX and
+  TensorFlow for seconds) and awaited: {name: CompletedProcess}."""
+  good, bad, _, _, _ = tiny_workdirs
+  tmp = tmp_path_factory.mktemp("cli")
+  image = _image_file(str(tmp))
+  truncated = tmp / "truncated.h5"
+  with h5py.File(tmp / "whole.h5", "w") as f:
+    f["preds"] = np.ones((5, 16, 2))
+  data = (tmp / "whole.h5").read_bytes()
+  truncated.write_bytes(data[:len(data) // 2])
+  started = {
+      "evaluate_nan": _start("acnn_jax.evaluate", f"--workdir={bad}"),
+      "predict_nan": _start("acnn_jax.predict", f"--workdir={bad}",
+                            f"--image={image}"),
+      "predict_outside": _start("acnn_jax.predict", f"--workdir={good}",
+                                f"--image={image}", "--box=100,5,120,30"),
+      "predict_good": _start("acnn_jax.predict", f"--workdir={good}",
+                             f"--image={image}", "--threshold=1e9",
+                             f"--output={tmp / 'pose.png'}"),
+      "pckh_truncated": _start("acnn_jax.pckh", f"--ground_truth={truncated}",
+                               f"--predictions={truncated}"),
+  }
+  runs = {}
+  for name, process in started.items():
+    stdout, stderr = process.communicate(timeout=240)
+    runs[name] = subprocess.CompletedProcess(process.args, process.returncode,
+                                             stdout, stderr)
+  runs["output"] = tmp / "pose.png"
+  return runs
+
+
+def _one_error_line(process, command):
+  """The single `<command>: error:` line of a run that failed with status 1."""
+  assert process.returncode == 1, process.stderr
+  assert "Traceback" not in process.stderr, process.stderr
+  lines = [l for l in process.stderr.splitlines() if "error:" in l]
+  assert len(lines) == 1, process.stderr
+  assert lines[0].startswith(f"{command}: error: "), lines
+  return lines[0]
+
+
+# ------------------------------------------------ checkpoints with NaN in them
+
+
+@pytest.mark.parametrize("name, command", [("evaluate_nan", "evaluate"),
+                                           ("predict_nan", "predict")])
+def test_commands_refuse_a_checkpoint_with_nan(cli_runs, tiny_workdirs, name,
+                                               command):
+  line = _one_error_line(cli_runs[name], command)
+  assert tiny_workdirs[2] in line and "NaN" in line, line
+  assert cli_runs[name].stdout == ""
+
+
+def test_predictor_refuses_a_checkpoint_with_nan(tiny_workdirs):
+  _, bad, checkpoints_dir, _, _ = tiny_workdirs
+  with pytest.raises(errors.InputError, match="NaN or infinite") as raised:
+    predict.Predictor.from_checkpoint(bad)
+  assert checkpoints_dir in str(raised.value)
+
+
+# ------------------------------------------------- what predict prints, draws
+
+
+def _strict_json(text):
+  def refuse(constant):
+    raise ValueError(f"{constant} is not JSON")
+  return json.loads(text, parse_constant=refuse)
+
+
+def test_predict_prints_strict_json_and_says_when_nothing_is_drawn(cli_runs):
+  run = cli_runs["predict_good"]
+  assert run.returncode == 0, run.stderr
+  result = _strict_json(run.stdout)
+  assert len(result["keypoints"]) == 16
+  assert all(np.isfinite(r["confidence"]) for r in result["keypoints"])
+  warnings = [l for l in run.stderr.splitlines()
+              if "No joint has confidence >= 1e+09" in l]
+  assert len(warnings) == 1, run.stderr
+  assert cli_runs["output"].is_file()
+
+
+@pytest.fixture
+def fake_predictor(tiny_workdirs, monkeypatch):
+  """A Predictor of the tiny model whose network and warp are stand-ins (the
+  warp would import TensorFlow, 10 s): fake_predictor(value, calls) has
+  heatmaps all `value` and appends each batch's size to `calls`."""
+  _, _, _, variables, config = tiny_workdirs
+  monkeypatch.setattr(predict, "warp_crop", lambda image, center, scale, size:
+                      np.zeros((size, size, 3), np.float32))
+
+  def make(value, calls):
+    predictor = predict.Predictor(models.create_model(config), variables,
+                                  input_size=config.input_size)
+    monkeypatch.setattr(predictor, "_predict_fn", _fake_outputs(value, calls))
+    return predictor
+
+  return make
+
+
+def _fake_outputs(value, calls):
+  def fn(variables, images):
+    del variables
+    calls.append(len(images))
+    heatmaps = jnp.full((len(images), 16, 16, 16), value, jnp.float32)
+    return dict(heatmaps=heatmaps,
+                masks=jnp.ones((2, len(images), 16, 16, 1)),
+                stage_predictions=jnp.stack([heatmaps, heatmaps]))
+  return fn
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_predictor_refuses_non_finite_predictions(fake_predictor, value):
+  predictor = fake_predictor(value, [])
+  image = np.zeros((20, 20, 3), np.uint8)
+  with pytest.raises(errors.InputError, match="image 0 holds NaN or inf"):
+    predictor(image)
+  with pytest.raises(errors.InputError, match="NaN or inf"):
+    predict.run(predictor, image)
+
+
+def test_figure_says_when_no_joint_reaches_the_threshold():
+  image = np.full((64, 48, 3), 90, np.uint8)
+  points = np.full((16, 2), 20.0)
+  low = np.full(16, 0.1)
+  empty = visualize.prediction_figure(image, points, low, threshold=0.2)
+  drawn = visualize.prediction_figure(image, points, low, threshold=0.05)
+  unlabelled = visualize.prediction_figure(image, points, low, threshold=None)
+  # The note is a second label line under "prediction", absent otherwise.
+  note = (slice(14, 40), slice(0, 48))
+  assert not np.array_equal(empty[note], unlabelled[note])
+  np.testing.assert_array_equal(drawn[:14], unlabelled[:14])
+  assert (empty[note] > 200).any()  # white text
+
+
+# -------------------------------------------------------------------- boxes
+
+
+@pytest.mark.parametrize("box", [(100, 5, 120, 30), (-40, 5, -1, 30),
+                                 (2, -30, 20, -0.5), (2, 39.5, 20, 60)])
+def test_a_box_wholly_outside_the_image_is_refused(box):
+  # The image is 30 wide and 40 high: x in [-0.5, 29.5], y in [-0.5, 39.5].
+  with pytest.raises(errors.InputError, match="wholly outside") as raised:
+    predict.check_box_in_image(box, 40, 30)
+  message = str(raised.value)
+  assert predict.format_box(box) in message and "30 x 40" in message
+
+
+@pytest.mark.parametrize("box", ["0.1,0.2,0.5,0.9", "10,10,10.5,30",
+                                 "10,10,30,10.9"])
+def test_a_box_under_a_pixel_is_refused(box):
+  with pytest.raises(errors.InputError, match="less than one pixel"):
+    predict.parse_box(box)
+
+
+def test_predictor_checks_boxes_before_running_the_network(fake_predictor,
+                                                           caplog):
+  calls = []
+  predictor = fake_predictor(0.5, calls)
+  image = np.zeros((40, 30, 3), np.uint8)
+  with pytest.raises(errors.InputError, match="wholly outside"):
+    predictor.predict_batch([image, image], [None, (100, 5, 120, 30)])
+  assert not calls
+  # Partly outside: kept as given (not clipped); a warning below half inside.
+  result = predictor(image, box=(20, 0, 60, 20))
+  np.testing.assert_allclose(result.center, [40.0, 10.0])
+  assert "24% of box 20,0,60,20" in caplog.text
+  caplog.clear()
+  predictor(image, box=(0, 0, 35, 20))
+  assert "of box" not in caplog.text
+
+
+def test_predict_refuses_a_box_outside_the_image_in_one_line(cli_runs):
+  line = _one_error_line(cli_runs["predict_outside"], "predict")
+  assert "box 100,5,120,30 lies wholly outside" in line
+  assert "30 x 40 pixels" in line
+
+
+# ------------------------------------------------ prediction and truth files
+
+
+def _write_h5(path, **arrays):
+  with h5py.File(path, "w") as f:
+    for key, value in arrays.items():
+      f[key] = value
+  return str(path)
+
+
+def test_published_predictions_read_the_same_in_both_layouts(shared_mpii,
+                                                             tmp_path):
+  gt = str(shared_mpii / "gt_valid.mat")
+  newell = str(shared_mpii / "reference_preds/newell.h5")
+  expected = pckh.evaluate_files(gt, newell)
+  with h5py.File(newell, "r") as f:
+    preds = np.asarray(f["preds"])
+  assert preds.shape == (2958, 16, 2)
+  matlab = str(tmp_path / "pred.mat")  # MATLAB's (2, 16, N), as v5 .mat
+  scipy.io.savemat(matlab, {"preds": preds.transpose(2, 1, 0)})
+  assert pckh.evaluate_files(gt, matlab) == expected
+  as_h5 = _write_h5(tmp_path / "pred.h5", preds=preds.transpose(2, 1, 0))
+  assert pckh.evaluate_files(gt, as_h5) == expected
+
+
+def test_the_two_layouts_and_the_ambiguous_case(tmp_path):
+  preds = np.arange(3 * 16 * 2, dtype=np.float64).reshape(3, 16, 2)
+  path = _write_h5(tmp_path / "p.h5", preds=preds.transpose(2, 1, 0))
+  np.testing.assert_array_equal(pckh.load_predictions(path), preds)
+  # N == 2 fits both layouts: read as (N, 16, 2), what evaluate writes.
+  two = preds[:2]
+  path = _write_h5(tmp_path / "two.h5", preds=two)
+  np.testing.assert_array_equal(pckh.load_predictions(path), two)
+  assert pckh.predictions_layout((2, 16, 2)) == "N,16,2"
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 3), (16, 2, 5), (5, 32), (2, 15, 4)])
+def test_other_prediction_shapes_name_file_shape_and_layouts(tmp_path, shape):
+  path = _write_h5(tmp_path / "p.h5", preds=np.zeros(shape))
+  with pytest.raises(errors.InputError) as raised:
+    pckh.load_predictions(path)
+  message = str(raised.value)
+  for part in (path, str(shape), "(N, 16, 2)", "(2, 16, N)"):
+    assert part in message, message
+
+
+def _truncated(path, source):
+  data = pathlib.Path(source).read_bytes()
+  path.write_bytes(data[:len(data) // 2])
+  return str(path)
+
+
+def _assert_one_line_input_errors(load, cases):
+  """Each (path, pattern) case: `load(path)` raises one line naming the file
+  (pattern None: worded by input_pipeline.array_files, not checked here)."""
+  for path, pattern in cases:
+    with pytest.raises(errors.InputError, match=pattern) as raised:
+      load(path)
+    message = str(raised.value)
+    assert path in message and "\n" not in message, message
+
+
+def test_malformed_prediction_files_are_input_errors(tmp_path):
+  whole = _write_h5(tmp_path / "whole.h5", preds=np.ones((4, 16, 2)))
+  notes = tmp_path / "notes.mat"
+  notes.write_text("not a matrix\n")
+  text = str(tmp_path / "text.mat")
+  scipy.io.savemat(text, {"preds": "x"})
+  nan = np.ones((4, 16, 2))
+  nan[1, 3, 0] = np.nan
+  nan_file = str(tmp_path / "nan.mat")
+  scipy.io.savemat(nan_file, {"preds": nan})
+  _assert_one_line_input_errors(pckh.load_predictions, [
+      (_truncated(tmp_path / "cut.h5", whole), None),
+      (str(notes), None),
+      (_write_h5(tmp_path / "o.h5", joints=np.ones(3)), "no 'preds' array"),
+      (text, "preds must be an array of numbers"),
+      (nan_file, r"NaN or inf \(first at person 1, joint 3\)"),
+  ])
+
+
+def test_malformed_ground_truth_files_are_input_errors(shared_mpii, tmp_path):
+  part = np.ones((4, 16, 2))
+  nan_joint = part.copy()
+  nan_joint[2, 5] = np.nan
+  mat = str(tmp_path / "gt_text.mat")
+  scipy.io.savemat(mat, {"pos_gt_src": "x", "jnt_missing": np.zeros((16, 1)),
+                         "headboxes_src": np.zeros((2, 2, 1))})
+  _assert_one_line_input_errors(pckh.load_ground_truth, [
+      (_truncated(tmp_path / "cut.h5", shared_mpii / "valid.h5"), None),
+      (_write_h5(tmp_path / "head.h5", part=part,
+                 normalize=[1.0, np.nan, 1.0, 1.0]),
+       "head sizes must be positive.*person 1"),
+      (_write_h5(tmp_path / "joint.h5", part=nan_joint, normalize=np.ones(4)),
+       "annotated joints hold NaN.*person 2"),
+      (_write_h5(tmp_path / "text.h5", part=np.array([b"x", b"y"]),
+                 normalize=np.ones(4)), "part must be an array of numbers"),
+      (mat, "pos_gt_src must be an array of numbers"),
+  ])
+
+
+def test_pckh_reports_a_truncated_file_in_one_line(cli_runs):
+  line = _one_error_line(cli_runs["pckh_truncated"], "pckh")
+  assert "truncated.h5" in line

@@ -1,0 +1,184 @@
+"""When training goes wrong: killed saves, divergence, damaged checkpoints,
+reruns with another config. Nothing the user has is lost, and a resumed run
+is the run that was interrupted, bit for bit."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from acnn_jax import checkpoints
+from acnn_jax import errors
+from acnn_jax import saved_config
+from acnn_jax import train
+from conftest import tiny_config
+from input_pipeline import mpii_builder
+from input_pipeline import synthetic
+
+DRIVER = os.path.join(os.path.dirname(__file__), "killable_training.py")
+# A killed or resumed tiny run takes ~30 s on a 2-core CPU; a hang fails.
+PROCESS_TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+  """configs/tiny.py's synthetic set, written and prepared once."""
+  root = tmp_path_factory.mktemp("tiny_data")
+  config = tiny_config("a")
+  synthetic.generate(str(root / "raw"), config.synthetic_images,
+                     seed=config.synthetic_seed)
+  mpii_builder.build(str(root / "raw"), str(root / "tfds"))
+  return dict(manual_dir=str(root / "raw"), data_dir=str(root / "tfds"))
+
+
+def _latest(workdir, phase="a"):
+  """(state, step) of a phase's newest checkpoint."""
+  manager_dir = os.path.join(checkpoints.phase_dir(workdir, phase),
+                             "checkpoints")
+  _, step = checkpoints.resolve(manager_dir)
+  return checkpoints.restore_raw(manager_dir, step), step
+
+
+def _assert_same(a, b):
+  leaves_a = jax.tree_util.tree_leaves_with_path(a)
+  leaves_b = jax.tree_util.tree_leaves(b)
+  assert len(leaves_a) == len(leaves_b)
+  for (path, x), y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+
+
+def _process(workdir, overrides, kill=None):
+  command = [sys.executable, DRIVER, workdir, json.dumps(overrides)]
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  return subprocess.Popen(command + list(kill or ()), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+
+
+def _finish(process):
+  output, _ = process.communicate(timeout=PROCESS_TIMEOUT)
+  return process.returncode, output
+
+
+@pytest.mark.slow
+def test_killed_anywhere_in_a_save_resumes_bit_for_bit(data, tmp_path):
+  # 6 steps, evaluated (and saved as best) at steps 4 and 6 only: the
+  # first two processes die before compiling the evaluation.
+  overrides = dict(num_epochs=3, eval_every_epochs=2, num_pictures=0, **data)
+  reference_dir, workdir = str(tmp_path / "reference"), str(tmp_path / "run")
+  reference = _process(reference_dir, overrides)
+  # (where the save dies, of which step, the newest checkpoint after it)
+  for where, step, newest in (("tmp", 2, 1), ("rename", 3, 2),
+                              ("committed", 4, 4)):
+    code, output = _finish(_process(workdir, overrides, (where, str(step))))
+    assert code == -9, output[-3000:]
+    _, got = _latest(workdir)
+    assert got == newest, (where, step, output[-3000:])
+  code, output = _finish(_process(workdir, overrides))
+  assert code == 0, output[-3000:]
+  code, output = _finish(reference)
+  assert code == 0, output[-3000:]
+  resumed, step = _latest(workdir)
+  uninterrupted, reference_step = _latest(reference_dir)
+  assert step == reference_step == 6
+  _assert_same(resumed, uninterrupted)
+  phase = checkpoints.phase_dir(workdir, "a")
+  assert not glob.glob(os.path.join(phase, "*", "*tmp*"))  # Cleaned up.
+  history = [json.load(open(os.path.join(d, "phase_a", "eval_history.json")))
+             for d in (workdir, reference_dir)]
+  assert [r["step"] for r in history[0]] == [4, 6]
+  assert history[0] == history[1]
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+  """A tiny phase A trained for 2 steps (checkpoints 1 and 2), to copy."""
+  workdir = str(tmp_path_factory.mktemp("trained") / "run")
+  train.train_and_evaluate(tiny_config("a", **data), workdir)
+  return workdir
+
+
+def _copy(trained_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  shutil.copytree(trained_dir, workdir)
+  return workdir
+
+
+@pytest.mark.slow
+def test_a_diverged_state_is_never_saved(trained, data, tmp_path,
+                                         monkeypatch):
+  """The loss of step 3 is finite but its gradient is NaN: the state after
+  step 3 must not become checkpoint 3, and the error names checkpoint 2."""
+  workdir = _copy(trained, tmp_path)
+  before, _ = _latest(workdir)
+  original = train.heatmap_loss
+
+  def nan_gradient(predictions, targets, weights):
+    loss, per_stage = original(predictions, targets, weights)
+    # sqrt'(0) is inf, times 0: the value is the loss, the gradient NaN.
+    return loss + jnp.sum(jnp.sqrt(predictions * 0.0)), per_stage
+
+  monkeypatch.setattr(train, "heatmap_loss", nan_gradient)
+  with pytest.raises(train.NonFiniteLossError,
+                     match=r"after step 3 holds NaN.*step 2, is kept"):
+    train.train_and_evaluate(tiny_config("a", num_epochs=2, **data),
+                             workdir)
+  after, step = _latest(workdir)
+  assert step == 2
+  _assert_same(after, before)
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_is_set_aside_not_deleted(
+    trained, data, tmp_path, caplog):
+  workdir = _copy(trained, tmp_path)
+  newest = os.path.join(checkpoints.phase_dir(workdir, "a"), "checkpoints",
+                        "2")
+  for path in glob.glob(os.path.join(newest, "**", "*"), recursive=True):
+    if os.path.isfile(path) and "ocdbt" in path:
+      with open(path, "r+b") as f:
+        f.truncate(8)
+  damaged = {p: open(p, "rb").read() for p in glob.glob(
+      os.path.join(newest, "**", "*"), recursive=True) if os.path.isfile(p)}
+  with caplog.at_level(logging.WARNING):
+    result = train.train_and_evaluate(
+        tiny_config("a", num_epochs=2, **data), workdir)
+  assert result["step"] == 4
+  warnings = [r.getMessage() for r in caplog.records
+              if "cannot be used" in r.getMessage()]
+  assert len(warnings) == 1 and "checkpoints/2" in warnings[0]
+  assert "resuming from step 1" in warnings[0]
+  moved = os.path.join(checkpoints.phase_dir(workdir, "a"), "damaged",
+                       "checkpoints_2")
+  for path, content in damaged.items():
+    with open(path.replace(newest, moved), "rb") as f:
+      assert f.read() == content
+  _, step = _latest(workdir)
+  assert step == 4
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_phase_keeps_its_config(trained, data,
+                                                     tmp_path, caplog):
+  workdir = _copy(trained, tmp_path)
+  phase = checkpoints.phase_dir(workdir, "a")
+  with open(os.path.join(phase, saved_config.CONFIG_FILE)) as f:
+    before = f.read()
+  state, _ = _latest(workdir)
+  with caplog.at_level(logging.WARNING):
+    train.train_and_evaluate(
+        tiny_config("a", learning_rate=0.5, **data), workdir)
+  with open(os.path.join(phase, saved_config.CONFIG_FILE)) as f:
+    assert f.read() == before
+  assert "ignored: learning_rate 0.001 -> 0.5" in caplog.text
+  _assert_same(_latest(workdir)[0], state)
+  with pytest.raises(errors.ConfigError, match="features"):
+    train.train_and_evaluate(tiny_config("a", features=32, **data), workdir)
