@@ -28,6 +28,7 @@ from acnn_jax import models
 from acnn_jax import phases
 from acnn_jax import saved_config
 
+
 def phase_dir(workdir: str, phase: str) -> str:
   """WORKDIR/phase_<phase>."""
   return os.path.join(workdir, f"phase_{phase}")

@@ -22,6 +22,7 @@ Usage:
       --num_images 300 --seed 0 --layout both
 """
 
+import inspect
 import json
 import os
 import time
@@ -209,11 +210,11 @@ def generate(output_dir: str, num_images: int, seed: int = 0,
 def settings_of(num_images: int, seed: int, **options) -> Dict[str, Any]:
   """The arguments of `generate` that make a set, as its marker records
   them (JSON values; omitted options take `generate`'s defaults)."""
-  defaults = dict(layout="official", valid_fraction=0.2,
-                  image_size=(320, 640), test_fraction=0.15, max_people=4,
-                  jpeg_quality=90)
-  settings = {"num_images": int(num_images), "seed": int(seed),
-              **defaults, **options}
+  defaults = {name: parameter.default for name, parameter in
+              inspect.signature(generate).parameters.items()
+              if parameter.default is not inspect.Parameter.empty}
+  settings = {**defaults, **options, "num_images": int(num_images),
+              "seed": int(seed)}
   return json.loads(json.dumps(settings))
 
 
