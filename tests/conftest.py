@@ -103,6 +103,14 @@ def tiny_mpii(tmp_path_factory):
   return mpii_builder.build(str(root / "raw"), str(root / "tfds"))
 
 
+def saved_state(workdir, phase, best=False):
+  """(state, step) of a phase's newest checkpoint (of best/ with `best`)."""
+  from acnn_jax import checkpoints  # pylint: disable=g-import-not-at-top
+  manager_dir, step = checkpoints.resolve(os.path.join(
+      checkpoints.phase_dir(workdir, phase), "best" if best else "checkpoints"))
+  return checkpoints.restore_raw(manager_dir, step), step
+
+
 def tiny_config(phase_name, **overrides):
   """configs/tiny.py for `phase_name`, with some fields replaced."""
   from configs import tiny  # pylint: disable=g-import-not-at-top

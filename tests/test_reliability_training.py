@@ -19,6 +19,7 @@ from acnn_jax import checkpoints
 from acnn_jax import errors
 from acnn_jax import saved_config
 from acnn_jax import train
+from conftest import saved_state
 from conftest import tiny_config
 from input_pipeline import mpii_builder
 from input_pipeline import synthetic
@@ -37,14 +38,6 @@ def data(tmp_path_factory):
                      seed=config.synthetic_seed)
   mpii_builder.build(str(root / "raw"), str(root / "tfds"))
   return dict(manual_dir=str(root / "raw"), data_dir=str(root / "tfds"))
-
-
-def _latest(workdir, phase="a"):
-  """(state, step) of a phase's newest checkpoint."""
-  manager_dir = os.path.join(checkpoints.phase_dir(workdir, phase),
-                             "checkpoints")
-  _, step = checkpoints.resolve(manager_dir)
-  return checkpoints.restore_raw(manager_dir, step), step
 
 
 def _assert_same(a, b):
@@ -80,14 +73,14 @@ def test_killed_anywhere_in_a_save_resumes_bit_for_bit(data, tmp_path):
                               ("committed", 4, 4)):
     code, output = _finish(_process(workdir, overrides, (where, str(step))))
     assert code == -9, output[-3000:]
-    _, got = _latest(workdir)
+    _, got = saved_state(workdir, "a")
     assert got == newest, (where, step, output[-3000:])
   code, output = _finish(_process(workdir, overrides))
   assert code == 0, output[-3000:]
   code, output = _finish(reference)
   assert code == 0, output[-3000:]
-  resumed, step = _latest(workdir)
-  uninterrupted, reference_step = _latest(reference_dir)
+  resumed, step = saved_state(workdir, "a")
+  uninterrupted, reference_step = saved_state(reference_dir, "a")
   assert step == reference_step == 6
   _assert_same(resumed, uninterrupted)
   phase = checkpoints.phase_dir(workdir, "a")
@@ -118,7 +111,7 @@ def test_a_diverged_state_is_never_saved(trained, data, tmp_path,
   """The loss of step 3 is finite but its gradient is NaN: the state after
   step 3 must not become checkpoint 3, and the error names checkpoint 2."""
   workdir = _copy(trained, tmp_path)
-  before, _ = _latest(workdir)
+  before, _ = saved_state(workdir, "a")
   original = train.heatmap_loss
 
   def nan_gradient(predictions, targets, weights):
@@ -131,7 +124,7 @@ def test_a_diverged_state_is_never_saved(trained, data, tmp_path,
                      match=r"after step 3 holds NaN.*step 2, is kept"):
     train.train_and_evaluate(tiny_config("a", num_epochs=2, **data),
                              workdir)
-  after, step = _latest(workdir)
+  after, step = saved_state(workdir, "a")
   assert step == 2
   _assert_same(after, before)
 
@@ -161,7 +154,7 @@ def test_a_damaged_newest_checkpoint_is_set_aside_not_deleted(
   for path, content in damaged.items():
     with open(path.replace(newest, moved), "rb") as f:
       assert f.read() == content
-  _, step = _latest(workdir)
+  _, step = saved_state(workdir, "a")
   assert step == 4
 
 
@@ -172,13 +165,13 @@ def test_rerunning_a_finished_phase_keeps_its_config(trained, data,
   phase = checkpoints.phase_dir(workdir, "a")
   with open(os.path.join(phase, saved_config.CONFIG_FILE)) as f:
     before = f.read()
-  state, _ = _latest(workdir)
+  state, _ = saved_state(workdir, "a")
   with caplog.at_level(logging.WARNING):
     train.train_and_evaluate(
         tiny_config("a", learning_rate=0.5, **data), workdir)
   with open(os.path.join(phase, saved_config.CONFIG_FILE)) as f:
     assert f.read() == before
   assert "ignored: learning_rate 0.001 -> 0.5" in caplog.text
-  _assert_same(_latest(workdir)[0], state)
+  _assert_same(saved_state(workdir, "a")[0], state)
   with pytest.raises(errors.ConfigError, match="features"):
     train.train_and_evaluate(tiny_config("a", features=32, **data), workdir)

@@ -19,15 +19,9 @@ from acnn_jax import phases
 from acnn_jax import train
 from conftest import TINY_INPUT
 from conftest import TRAINED
+from conftest import saved_state
 from conftest import tiny_config
 from conftest import tiny_model
-
-
-def _raw(workdir, phase, best=False):
-  sub = "best" if best else "checkpoints"
-  manager_dir, step = checkpoints.resolve(
-      os.path.join(checkpoints.phase_dir(workdir, phase), sub))
-  return checkpoints.restore_raw(manager_dir, step), step
 
 
 def _leaves_by_task(tree):
@@ -53,7 +47,7 @@ def test_each_phase_trains_two_steps_and_writes_its_results(trained_workdir):
     assert os.path.exists(os.path.join(out, "config.json"))
     assert os.listdir(os.path.join(out, "pictures"))
     assert any(f.startswith("events.out") for f in os.listdir(out))
-    state, step = _raw(path, phase)
+    state, step = saved_state(path, phase)
     assert step == 2 and int(state["step"]) == 2
 
 
@@ -85,7 +79,7 @@ def test_each_evaluation_records_where_the_masks_look(trained_workdir):
 @pytest.mark.slow
 def test_phase_a_leaves_attention_at_its_initialisation(trained_workdir):
   path, _ = trained_workdir
-  state, _ = _raw(path, "a")
+  state, _ = saved_state(path, "a")
   config = tiny_config("a")
   init = models.init_variables(models.create_model(config),
                                jax.random.PRNGKey(config.seed),
@@ -106,8 +100,8 @@ def test_phase_a_leaves_attention_at_its_initialisation(trained_workdir):
 @pytest.mark.slow
 def test_phase_b_leaves_the_heatmap_network_bit_for_bit(trained_workdir):
   path, _ = trained_workdir
-  a, _ = _raw(path, "a")
-  b, _ = _raw(path, "b")
+  a, _ = saved_state(path, "a")
+  b, _ = saved_state(path, "b")
   for collection in ("params", "batch_stats"):
     got = _leaves_by_task(b[collection])
     want = _leaves_by_task(a[collection])
@@ -119,7 +113,7 @@ def test_phase_b_leaves_the_heatmap_network_bit_for_bit(trained_workdir):
                _leaves_by_task(a["params"])[models.ATTENTION_TASK])]
   assert any(moved)
   # Phase C trains both.
-  c, _ = _raw(path, "c")
+  c, _ = saved_state(path, "c")
   for task in models.TASKS:
     assert any(not np.array_equal(x, y) for (_, x), (_, y) in
                zip(_leaves_by_task(c["params"])[task],
@@ -142,7 +136,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path,
   monkeypatch.setattr(parallel, "prefetch", interrupted)
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(config, workdir)
-  state, interrupted_at = _raw(workdir, "a")
+  state, interrupted_at = saved_state(workdir, "a")
   assert 1 <= interrupted_at <= 3
   saved = state["params"]
   monkeypatch.setattr(parallel, "prefetch", prefetch)
@@ -161,7 +155,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path,
   for a, b in zip(jax.tree_util.tree_leaves(seen[0]["params"]),
                   jax.tree_util.tree_leaves(saved)):
     np.testing.assert_array_equal(a, b)
-  _, step = _raw(workdir, "a")
+  _, step = saved_state(workdir, "a")
   assert step == 4
 
 
@@ -175,7 +169,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path,
                                                            monkeypatch):
   workdir = str(tmp_path)
   train.train_and_evaluate(tiny_config("a"), workdir)
-  before, step = _raw(workdir, "a")
+  before, step = saved_state(workdir, "a")
   assert step == 2
 
   def nan_loss(predictions, targets, weights):
@@ -186,7 +180,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path,
   monkeypatch.setattr(train, "heatmap_loss", nan_loss)
   with pytest.raises(train.NonFiniteLossError, match="step 2"):
     train.train_and_evaluate(tiny_config("a", num_epochs=3), workdir)
-  after, step = _raw(workdir, "a")
+  after, step = saved_state(workdir, "a")
   assert step == 2
   for a, b in zip(jax.tree_util.tree_leaves(after),
                   jax.tree_util.tree_leaves(before)):
