@@ -19,6 +19,8 @@ and `input_pipeline.synthetic`) ends with
   too). Lines after the first, if any, are the help that goes with it
   (e.g. where to download MPII).
 * Anything else is a bug and keeps its traceback.
+* JAX's persistent compilation cache is on (`compilation_cache`), so a
+  second run skips the compiles; `--compilation_cache=off` turns it off.
 """
 
 import functools
@@ -32,6 +34,7 @@ from absl import flags
 from absl import logging
 from absl.logging import converter
 
+from acnn_jax import compilation_cache
 from acnn_jax import errors
 
 USAGE_EXIT_CODE = 2
@@ -67,6 +70,8 @@ def _parse_flags(argv: Sequence[str]) -> list[str]:
 
 def _run_reporting_errors(main: Callable[[Sequence[str]], None],
                           argv: Sequence[str]) -> None:
+  # Before the command compiles anything.
+  compilation_cache.enable(flags.FLAGS.compilation_cache)
   try:
     main(argv)
   except app.UsageError as error:
@@ -137,6 +142,13 @@ def run(main: Callable[[Sequence[str]], None],
   if "verbose" not in flags.FLAGS:
     flags.DEFINE_bool("verbose", False, "Print the traceback of a reported "
                       "error too (for a bug report).")
+  if "compilation_cache" not in flags.FLAGS:
+    flags.DEFINE_string(
+        "compilation_cache", None,
+        "Folder of JAX's persistent compilation cache, or 'off' (default: "
+        f"${compilation_cache.ENVIRONMENT_VARIABLE}, else "
+        "~/.cache/acnn_jax/xla). A second run of a command loads its "
+        "compiled programs from there instead of compiling them again.")
   quiet_library_logs()
   ignore_closed_event_loops()
   app.run(functools.partial(_run_reporting_errors, main),

@@ -5,9 +5,12 @@ The paper trains with pose-hg-train's RMSProp (alpha 0.99, eps 1e-8, no
 momentum, no weight decay) and a step schedule. The task a phase does not
 train gets `optax.set_to_zero()` inside `optax.multi_transform`, labelled by
 `models.task_labels`.
+
+A config is anything with the fields read here (a `ml_collections.ConfigDict`
+of configs/, or a namespace in `benchmarks/train_step.py`, which runs where
+ml_collections is not installed); so is the model's in `models.create_model`.
 """
 
-import ml_collections
 import optax
 
 from acnn_jax import models
@@ -16,7 +19,7 @@ from acnn_jax import phases
 OPTIMIZERS = ("rmsprop", "adam")
 
 
-def create_learning_rate_fn(config: ml_collections.ConfigDict,
+def create_learning_rate_fn(config,
                             steps_per_epoch: int):
   """Piecewise constant: `learning_rate`, times `lr_decay` at each epoch of
   `lr_boundaries`."""
@@ -25,7 +28,7 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict,
   return optax.piecewise_constant_schedule(config.learning_rate, boundaries)
 
 
-def create_optimizer(config: ml_collections.ConfigDict, params,
+def create_optimizer(config, params,
                      learning_rate_fn, phase: phases.Phase
                      ) -> optax.GradientTransformation:
   """The phase's optimizer: `config.optimizer` on the trained tasks,

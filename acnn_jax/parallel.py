@@ -4,20 +4,22 @@ and the device axis of the batches they take.
 Steps are written once, as per-device functions with an `axis_name` for their
 collectives (`lax.pmean` of gradients, metrics and BatchNorm statistics).
 `data_parallel` maps them over the local devices with `jax.pmap`. With a
-single local device it uses `jax.jit(jax.vmap(..., axis_size=1))` instead: the
-same program (a collective over a one-element axis is the identity) and the
-same input layout (a leading device axis of 1), but XLA:CPU runs pmapped (and
-shard_mapped) programs far slower than plain jitted ones: a train step of a
-small 2-stack ACNN took 2.36 s under pmap and 0.09 s under jit(vmap) on a
-2-core CPU (measured with this project's code, same inputs).
+single local device it jits the function itself instead, on the same input
+layout (a leading device axis of 1, dropped inside), and the step is built
+without collectives (`collective_axis` is None, `pmean` the identity):
+XLA:CPU runs pmapped (and shard_mapped) programs far slower than plain
+jitted ones (a small 2-stack ACNN's train step: 2.36 s under pmap, 0.09 s
+jitted, on a 2-core CPU), and `jax.vmap` over a one-element axis, used
+before, made tracing the step about a third slower.
 
 Host batches (B, ...) become device batches (devices, B / devices, ...) with
 `shard`; `prefetch` keeps a few of them on the devices ahead of the step.
 """
 
+import collections
+import itertools
 from typing import Iterable, Iterator, Optional
 
-import flax.jax_utils
 import jax
 import numpy as np
 
@@ -25,23 +27,54 @@ import numpy as np
 AXIS = "batch"
 
 
-def data_parallel(fn, axis_name: str, in_axes, out_axes):
+def collective_axis(num_devices: Optional[int] = None) -> Optional[str]:
+  """The axis name a step's collectives use: AXIS over several devices,
+  None (no collective at all) on one, where `data_parallel` maps nothing."""
+  num_devices = num_devices or jax.local_device_count()
+  return AXIS if num_devices > 1 else None
+
+
+def pmean(tree, axis_name: Optional[str]):
+  """`lax.pmean` over `axis_name`; the identity when it is None."""
+  return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def _leading(tree, axes, fn):
+  """Applies `fn` to the leaves of the entries of `tree` mapped on axis 0."""
+  if axes is None:
+    return tree
+  if axes == 0:
+    return jax.tree_util.tree_map(fn, tree)
+  return type(tree)(_leading(t, a, fn) for t, a in zip(tree, axes))
+
+
+def data_parallel(fn, axis_name: str, in_axes, out_axes, donate_argnums=(),
+                  num_devices: Optional[int] = None):
   """Maps `fn` over the local devices (leading axis of the mapped inputs).
 
   Args:
-    fn: a per-device function using `axis_name` collectives.
+    fn: a per-device function; over several devices its collectives use
+      `axis_name`, on one it must use none (`collective_axis`, `pmean`).
     axis_name: the name its collectives use.
-    in_axes, out_axes: as for `jax.pmap` (None: replicated / identical on
-      every device, passed and returned once).
+    in_axes: per argument, 0 (mapped: a leading device axis) or None
+      (the same on every device, passed once).
+    out_axes: 0 or None for the output, or a tuple of them for a tuple.
+    donate_argnums: arguments whose buffers the outputs may reuse.
+    num_devices: default: all local devices.
 
   Returns:
     The mapped, compiled function.
   """
-  if jax.local_device_count() > 1:
+  num_devices = num_devices or jax.local_device_count()
+  if num_devices > 1:
     return jax.pmap(fn, axis_name=axis_name, in_axes=in_axes,
-                    out_axes=out_axes)
-  return jax.jit(jax.vmap(fn, axis_name=axis_name, in_axes=in_axes,
-                          out_axes=out_axes, axis_size=1))
+                    out_axes=out_axes, donate_argnums=donate_argnums)
+
+  def on_one_device(*args):
+    args = tuple(_leading(a, ax, lambda x: x[0])
+                 for a, ax in zip(args, in_axes))
+    return _leading(fn(*args), out_axes, lambda x: x[None])
+  return jax.jit(on_one_device, donate_argnums=donate_argnums)
 
 
 def shard(batch, num_devices: Optional[int] = None):
@@ -63,6 +96,47 @@ def shard(batch, num_devices: Optional[int] = None):
   return jax.tree_util.tree_map(reshape, batch)
 
 
+def _mesh() -> jax.sharding.Mesh:
+  return jax.sharding.Mesh(np.array(jax.local_devices()), (AXIS,))
+
+
+def batch_sharding() -> jax.sharding.Sharding:
+  """Where a sharded batch lives: its device axis over the local devices."""
+  if jax.local_device_count() == 1:
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.sharding.NamedSharding(_mesh(), jax.sharding.PartitionSpec(AXIS))
+
+
+def state_sharding() -> jax.sharding.Sharding:
+  """Where a `data_parallel` step returns its unmapped (out_axes None)
+  outputs: the same on every local device."""
+  if jax.local_device_count() == 1:
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.sharding.NamedSharding(_mesh(), jax.sharding.PartitionSpec())
+
+
+def put_state(tree):
+  """`tree` placed as a `data_parallel` step returns its state.
+
+  A step compiles once per placement of its inputs: a state fresh from
+  init or a checkpoint, placed otherwise, costs a second full compile at
+  the second step (30 s for the paper's network on a CPU).
+  """
+  return jax.device_put(tree, state_sharding())
+
+
 def prefetch(batches: Iterable, size: int = 2) -> Iterator:
-  """Shards numpy host batches and keeps `size` of them on the devices."""
-  return flax.jax_utils.prefetch_to_device(map(shard, batches), size)
+  """Shards numpy host batches (`shard`) and keeps `size` of them on the
+  devices ahead of the step, all placed alike (`batch_sharding`)."""
+  sharding = batch_sharding()
+  batches = iter(batches)
+  queue = collections.deque()
+
+  def enqueue(n):
+    for batch in itertools.islice(batches, n):
+      queue.append(jax.device_put(shard(batch), sharding))
+
+  enqueue(size)
+  while queue:
+    yield queue.popleft()
+    enqueue(1)

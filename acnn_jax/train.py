@@ -1,7 +1,7 @@
-"""Training one ACNN phase: state, loss, pmapped train step, the loop.
+"""Training one ACNN phase: the loop, `train_and_evaluate(config, workdir)`.
 
-Reads top to bottom like flax's imagenet example: the train state, the loss,
-`train_step`, state creation, then `train_and_evaluate(config, workdir)`.
+Like flax's imagenet example, with the state, the loss and the pmapped
+`train_step` in `train_step.py` (free of TensorFlow, for the benchmark).
 The model (`models.create_model`), the optimizer (`optimizers`), the phases
 (`phases`), checkpoints and phase chaining (`checkpoints`), evaluation
 (`evaluate`) and pictures (`visualize`) live in their own modules.
@@ -13,7 +13,6 @@ fresh phase B or C starts from the previous phase's last checkpoint. No
 checkpoint is saved from a state holding NaN or inf.
 """
 
-import functools
 import math
 import os
 import time
@@ -22,12 +21,9 @@ from typing import Any, Dict
 from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
-import flax
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from acnn_jax import checkpoints
 from acnn_jax import configuration
@@ -42,111 +38,15 @@ from acnn_jax import pckh
 from acnn_jax import phases
 from acnn_jax import plots
 from acnn_jax import saved_config
+from acnn_jax import train_step as train_step_lib
 from acnn_jax import visualize
 from input_pipeline import pipeline
 from input_pipeline import prepare
 
 
-@flax.struct.dataclass
-class TrainState:
-  """What a checkpoint holds: step, params, BatchNorm statistics, optimizer."""
-  step: jax.Array
-  params: Any
-  batch_stats: Any
-  opt_state: Any
-
-  def as_dict(self) -> Dict[str, Any]:
-    return {"step": self.step, "params": self.params,
-            "batch_stats": self.batch_stats, "opt_state": self.opt_state}
-
-
-def heatmap_loss(predictions, targets, weights):
-  """Intermediate supervision: each stage's weighted MSE, summed over stages.
-
-  Args:
-    predictions: (S, B, h, w, K) every stage's prediction P_i.
-    targets: (B, h, w, K) Gaussian targets.
-    weights: (B, K), 0 for joints not annotated or outside the crop.
-
-  Returns:
-    (total loss, (S,) per-stage losses), float32.
-  """
-  diff = predictions.astype(jnp.float32) - targets[None]
-  weighted = diff * diff * weights[None, :, None, None, :]
-  per_stage = jnp.mean(weighted, axis=(1, 2, 3, 4))
-  return jnp.sum(per_stage), per_stage
-
-
-def mask_prior(masks, weight):
-  """The prior that rewards discarding: `weight` * the mean of the masks
-  that gate a later stage (all but the last), 0 with one stage.
-
-  Args:
-    masks: (S, B, h, w, 1) the masks of `ACNN.apply`.
-    weight: `config.attention_sparsity`.
-  """
-  if masks.shape[0] < 2 or not weight:
-    return jnp.zeros((), jnp.float32)
-  return weight * jnp.mean(masks[:-1].astype(jnp.float32))
-
-
-def _task_norms(grads) -> Dict[str, jax.Array]:
-  return {f"grad_norm_{task}":
-          optax.tree.norm(models.split_by_task(grads, (task,))[0])
-          for task in models.TASKS}
-
-
-def train_step(state: TrainState, batch, *, model: models.ACNN,
-               tx: optax.GradientTransformation, phase: phases.Phase,
-               learning_rate_fn, attention_sparsity: float = 0.0):
-  """One pmapped step on a device's share of the batch.
-
-  The gradient is taken only for the phase's tasks; the frozen task's
-  parameters are carried over untouched (not even `p + 0`), and its BatchNorm
-  layers run on their running statistics, so they stay bit-for-bit the same.
-  The loss is `heatmap_loss`, plus `mask_prior` when the masks are learned.
-  """
-  prior_weight = 0.0 if phase.masks_to_one else attention_sparsity
-  trained, frozen = models.split_by_task(state.params, phase.trained)
-
-  def loss_fn(trained_params):
-    variables = {"params": {**frozen, **trained_params},
-                 "batch_stats": state.batch_stats}
-    out, new_vars = model.apply(
-        variables, batch["image"], train=True,
-        masks_to_one=phase.masks_to_one, frozen_task=phase.frozen_task,
-        mutable=["batch_stats"])
-    heatmap, per_stage = heatmap_loss(out.predictions, batch["heatmaps"],
-                                      batch["target_weight"])
-    loss = heatmap + mask_prior(out.masks, prior_weight)
-    return loss, (new_vars["batch_stats"], heatmap, per_stage, out.masks)
-
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-  (loss, (batch_stats, heatmap, per_stage, masks)), grads = grad_fn(trained)
-  grads = jax.lax.pmean(grads, parallel.AXIS)
-  full_grads = {**jax.tree_util.tree_map(jnp.zeros_like, frozen), **grads}
-  updates, opt_state = tx.update(full_grads, state.opt_state, state.params)
-  new_trained = optax.apply_updates(
-      trained, models.split_by_task(updates, phase.trained)[0])
-  new_state = state.replace(step=state.step + 1,
-                            params={**state.params, **new_trained},
-                            batch_stats=batch_stats, opt_state=opt_state)
-  metrics = {"loss": loss, "heatmap_loss": heatmap,
-             "learning_rate": learning_rate_fn(state.step),
-             "mask_mean": jnp.mean(masks[:-1]) if masks.shape[0] > 1 else
-             jnp.mean(masks), **_task_norms(grads)}
-  for i in range(per_stage.shape[0]):
-    metrics[f"loss_stage_{i}"] = per_stage[i]
-  metrics = jax.lax.pmean(metrics, parallel.AXIS)
-  return new_state, metrics
-
-
-def create_train_state(config, model, tx, rng) -> TrainState:
-  variables = models.init_variables(model, rng, config.input_size)
-  return TrainState(step=jnp.asarray(0, jnp.int32),
-                    params=variables["params"],
-                    batch_stats=variables["batch_stats"],
-                    opt_state=tx.init(variables["params"]))
+# The step and its state live in `train_step` (no TensorFlow there, so the
+# benchmark runs on hosts without it); these names are the training API.
+TrainState = train_step_lib.TrainState
 
 
 class NonFiniteLossError(errors.UserError, FloatingPointError):
@@ -219,10 +119,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   writer = metric_writers.create_default_writer(
       out_dir, just_logging=jax.process_index() > 0)
 
-  model = models.create_model(config, bn_axis_name=parallel.AXIS)
+  model = models.create_model(config)
   rng = jax.random.PRNGKey(config.seed)
-  variables_shape = jax.eval_shape(
-      lambda r: models.init_variables(model, r, config.input_size), rng)
+  variables_shape = models.variable_shapes(model, config.input_size)
   last_manager, best_manager = checkpoints.make_managers(
       out_dir, config.keep_checkpoints)
   resume = last_manager.latest_step() is not None
@@ -248,7 +147,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                                                         steps_per_epoch)
   tx = optimizers.create_optimizer(config, variables_shape["params"],
                                    learning_rate_fn, phase)
-  state = create_train_state(config, model, tx, rng)
+  state = train_step_lib.create_state(
+      models.init_variables(model, rng, config.input_size,
+                            shapes=variables_shape), tx)
   if resume:
     state = TrainState(**checkpoints.restore_latest(last_manager,
                                                     state.as_dict()))
@@ -257,6 +158,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   elif start is not None:
     state = state.replace(params=start["params"],
                           batch_stats=start["batch_stats"])
+  # Placed as the step returns it, so that the step compiles once.
+  state = parallel.put_state(state)
   step_offset = int(state.step)
   last_good = last_manager.latest_step()
   config = saved_config.settle_config(config, out_dir, step_offset,
@@ -265,13 +168,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   train_iter = parallel.prefetch(pipeline.create_dataset(
       config, "train", builder, start_step=step_offset).as_numpy_iterator())
 
-  # The state is passed and returned once (in/out_axes None), not replicated:
-  # gradients and statistics are averaged, so every device holds the same.
-  p_train_step = parallel.data_parallel(
-      functools.partial(train_step, model=model, tx=tx, phase=phase,
-                        learning_rate_fn=learning_rate_fn,
-                        attention_sparsity=config.attention_sparsity),
-      parallel.AXIS, in_axes=(None, 0), out_axes=(None, None))
+  # Donated: the step writes the new state into the old one's buffers.
+  p_train_step = train_step_lib.make(
+      model, tx, phase, learning_rate_fn, config.attention_sparsity,
+      donate=True)
 
   def run_evaluation(step):
     ds = pipeline.create_dataset(

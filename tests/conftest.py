@@ -10,9 +10,14 @@ import os
 
 # Two fake CPU devices make pmap code testable on any machine. Two, not more:
 # on 2-core machines 4 or 8 fake devices were seen to deadlock in collectives.
+# Tests run a few steps of tiny networks, where compiling is most of the time:
+# XLA's backend at -O0 compiles a tiny train step in 8 s instead of 12 (and
+# runs it 1.7x slower, which two steps do not notice).
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") +
-    " --xla_force_host_platform_device_count=2").strip()
+    " --xla_force_host_platform_device_count=2"
+    " --xla_backend_optimization_level=0"
+    " --xla_llvm_disable_expensive_passes=true").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -23,9 +28,9 @@ import json
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import pytest
 
+from acnn_jax import compilation_cache
 from acnn_jax import models
 # pylint: enable=g-import-not-at-top
 
@@ -47,14 +52,24 @@ def pytest_configure(config):
 
 @functools.lru_cache(maxsize=None)
 def _tiny_variables():
-  """The variables of `models.ACNN(**TINY)`, initialised once per process.
+  """The variables of `models.ACNN(**TINY)`, initialised once per process
+  (on the host, `models.init_variables`: no compile)."""
+  return models.init_variables(models.ACNN(**TINY), jax.random.PRNGKey(0),
+                               TINY_INPUT)
 
-  Eagerly, unlike `models.init_variables` (tested in test_models.py): on a
-  2-core CPU jitted init compiles for 25 s, eager init takes 17 s and leaves
-  the eager kernels that the tests' own `apply` calls reuse.
-  """
-  images = jnp.zeros((1, TINY_INPUT, TINY_INPUT, 3))
-  return models.ACNN(**TINY).init(jax.random.PRNGKey(0), images)
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache_of_the_run(tmp_path_factory):
+  """One persistent compilation cache for the run's workers and the
+  commands they start: the same tiny programs compile once per run, not
+  once per test. In the run's temporary folder, never the user's cache."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # The run's folder, shared by its workers.
+  folder = str(root / "xla_cache")
+  os.environ[compilation_cache.ENVIRONMENT_VARIABLE] = folder
+  compilation_cache.enable(folder)
+  return folder
 
 
 def _subset(tree, shapes):
@@ -71,14 +86,12 @@ def tiny_model(**fields):
 
   Variables depend only on the module paths, so a network with fewer stacks
   or without attention heads, or another mask mode, combination or dtype,
-  takes the matching part of TINY's variables (flax derives each module's
-  initialisation from its path, so they equal its own initialisation).
+  takes the matching part of TINY's variables (`initialization` draws each
+  variable from its path, so they equal its own initialisation).
   """
   model = models.ACNN(**{**TINY, **fields})
-  images = jnp.zeros((1, TINY_INPUT, TINY_INPUT, 3))
-  shapes = jax.eval_shape(lambda r: model.init(r, images),
-                          jax.random.PRNGKey(0))
-  return model, _subset(_tiny_variables(), shapes)
+  return model, _subset(_tiny_variables(),
+                        models.variable_shapes(model, TINY_INPUT))
 
 
 @pytest.fixture(scope="session")

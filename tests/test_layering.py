@@ -5,10 +5,11 @@ its own layer or of lower ones, never of a higher one, and the import graph
 has no circle:
 
   0  errors, cli, mpii, geometry, codec, parallel, finite,   (facts, helpers)
-     json_files, configs
+     json_files, compilation_cache, configs
   1  input_pipeline                                          (files -> batches)
-  2  hourglass, models, phases, optimizers, configuration    (the network)
-  3  checkpoints, saved_config
+  2  initialization, convolution, hourglass, models, phases,  (the network)
+     optimizers, configuration
+  3  checkpoints, saved_config, train_step
   4  inference
   5  pckh, mask_stats, evaluate, visualize, plots
   6  train
@@ -33,11 +34,12 @@ MAX_LINES = 450
 LAYERS = (
     ("acnn_jax.errors", "acnn_jax.cli", "acnn_jax.mpii", "acnn_jax.geometry",
      "acnn_jax.codec", "acnn_jax.parallel", "acnn_jax.finite",
-     "acnn_jax.json_files", "configs"),
+     "acnn_jax.json_files", "acnn_jax.compilation_cache", "configs"),
     ("input_pipeline",),
-    ("acnn_jax.hourglass", "acnn_jax.models", "acnn_jax.phases",
-     "acnn_jax.optimizers", "acnn_jax.configuration"),
-    ("acnn_jax.checkpoints", "acnn_jax.saved_config"),
+    ("acnn_jax.initialization", "acnn_jax.convolution", "acnn_jax.hourglass",
+     "acnn_jax.models",
+     "acnn_jax.phases", "acnn_jax.optimizers", "acnn_jax.configuration"),
+    ("acnn_jax.checkpoints", "acnn_jax.saved_config", "acnn_jax.train_step"),
     ("acnn_jax.inference",),
     ("acnn_jax.pckh", "acnn_jax.mask_stats", "acnn_jax.evaluate",
      "acnn_jax.visualize", "acnn_jax.plots"),
@@ -161,10 +163,12 @@ def test_no_file_is_over_the_size_limit(folder):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["acnn_jax.pckh", "input_pipeline.synthetic",
-                                    "acnn_jax.models", "acnn_jax.inference"])
+                                    "acnn_jax.models", "acnn_jax.inference",
+                                    "acnn_jax.train_step"])
 def test_light_modules_do_not_load_tensorflow(module):
-  """The PCKh and synthetic-data commands, and the model with its decoding
-  for research code, start without TensorFlow's seconds of import."""
+  """The PCKh and synthetic-data commands, the model with its decoding for
+  research code, and the train step (for the benchmark, on hosts without
+  TensorFlow) start without TensorFlow's seconds of import."""
   code = f"import sys, {module}; print('tensorflow' in sys.modules)"
   result = subprocess.run([sys.executable, "-c", code], cwd=REPO,
                           env=dict(os.environ, PYTHONPATH=str(REPO)),

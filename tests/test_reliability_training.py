@@ -19,6 +19,7 @@ from acnn_jax import checkpoints
 from acnn_jax import errors
 from acnn_jax import saved_config
 from acnn_jax import train
+from acnn_jax import train_step
 from conftest import saved_state
 from conftest import tiny_config
 from input_pipeline import mpii_builder
@@ -112,14 +113,14 @@ def test_a_diverged_state_is_never_saved(trained, data, tmp_path,
   step 3 must not become checkpoint 3, and the error names checkpoint 2."""
   workdir = _copy(trained, tmp_path)
   before, _ = saved_state(workdir, "a")
-  original = train.heatmap_loss
+  original = train_step.heatmap_loss
 
   def nan_gradient(predictions, targets, weights):
     loss, per_stage = original(predictions, targets, weights)
     # sqrt'(0) is inf, times 0: the value is the loss, the gradient NaN.
     return loss + jnp.sum(jnp.sqrt(predictions * 0.0)), per_stage
 
-  monkeypatch.setattr(train, "heatmap_loss", nan_gradient)
+  monkeypatch.setattr(train_step, "heatmap_loss", nan_gradient)
   with pytest.raises(train.NonFiniteLossError,
                      match=r"after step 3 holds NaN.*step 2, is kept"):
     train.train_and_evaluate(tiny_config("a", num_epochs=2, **data),
