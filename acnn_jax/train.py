@@ -148,8 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   tx = optimizers.create_optimizer(config, variables_shape["params"],
                                    learning_rate_fn, phase)
   state = train_step_lib.create_state(
-      models.init_variables(model, rng, config.input_size,
-                            shapes=variables_shape), tx)
+      models.init_variables(model, rng, config.input_size), tx)
   if resume:
     state = TrainState(**checkpoints.restore_latest(last_manager,
                                                     state.as_dict()))

@@ -4,7 +4,7 @@ For each phase and compute dtype, prints one JSON line per measurement:
 
   {"measure": "train_step" | "forward", "phase", "dtype", "platform",
    "device_kind", "devices", "global_batch", "input_size",
-   "init_s"      variables (host init) + optimizer state, placed,
+   "init_s"      variables (jitted init) + optimizer state, placed,
    "trace_s"     tracing and lowering the step,
    "compile_s"   XLA compilation, or loading from the persistent cache
                  ("from_cache": true),
@@ -184,7 +184,7 @@ def bench_phase(args, phase_name, dtype, batch, rng):
   start = time.perf_counter()
   shapes = models.variable_shapes(model, args.input_size)
   variables = models.init_variables(model, jax.random.PRNGKey(0),
-                                    args.input_size, shapes=shapes)
+                                    args.input_size)
   tx = optimizers.create_optimizer(config, shapes["params"], learning_rate,
                                    phase)
   state = parallel.put_state(train_step.create_state(variables, tx))

@@ -7,8 +7,8 @@ has no circle:
   0  errors, cli, mpii, geometry, codec, parallel, finite,   (facts, helpers)
      json_files, compilation_cache, configs
   1  input_pipeline                                          (files -> batches)
-  2  initialization, convolution, hourglass, models, phases,  (the network)
-     optimizers, configuration
+  2  convolution, hourglass, models, phases, optimizers,     (the network)
+     configuration
   3  checkpoints, saved_config, train_step
   4  inference
   5  pckh, mask_stats, evaluate, visualize, plots
@@ -36,8 +36,7 @@ LAYERS = (
      "acnn_jax.codec", "acnn_jax.parallel", "acnn_jax.finite",
      "acnn_jax.json_files", "acnn_jax.compilation_cache", "configs"),
     ("input_pipeline",),
-    ("acnn_jax.initialization", "acnn_jax.convolution", "acnn_jax.hourglass",
-     "acnn_jax.models",
+    ("acnn_jax.convolution", "acnn_jax.hourglass", "acnn_jax.models",
      "acnn_jax.phases", "acnn_jax.optimizers", "acnn_jax.configuration"),
     ("acnn_jax.checkpoints", "acnn_jax.saved_config", "acnn_jax.train_step"),
     ("acnn_jax.inference",),

@@ -44,6 +44,21 @@ def test_output_shapes(height, width):
 
 
 @pytest.mark.slow
+def test_init_variables_is_the_jitted_init():
+  """`init_variables` (jitted, any image size, float32) gives what the
+  module's own init gives."""
+  model, variables = _tiny()
+  jitted = models.init_variables(model, jax.random.PRNGKey(0),
+                                 (TINY_INPUT, 2 * TINY_INPUT), batch_size=2)
+  assert (jax.tree_util.tree_structure(jitted) ==
+          jax.tree_util.tree_structure(variables))
+  for a, b in zip(jax.tree_util.tree_leaves(jitted),
+                  jax.tree_util.tree_leaves(variables)):
+    assert a.dtype == jnp.float32
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_full_size_parameter_counts():
   """Newell's stem, 4 stacks, F=256: 12,858,304 heatmap parameters.
 
