@@ -60,7 +60,16 @@ def make_managers(directory: str, keep: int):
 
 def save_state(manager: ocp.CheckpointManager, step: int,
                state: Dict[str, Any], metrics=None) -> None:
-  """Starts saving a training state (a dict of arrays) as step `step`."""
+  """Starts saving a training state (a dict of arrays) as step `step`.
+
+  In a multi-host run every process calls it with the same state, and one
+  checkpoint is written for all.
+  """
+  if jax.process_count() > 1:
+    # The state each process holds on its devices is one replica of a
+    # global array; orbax writes global arrays, once.
+    state = jax.tree_util.tree_map(
+        ocp.utils.fully_replicated_host_local_array_to_global_array, state)
   manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics)
 
 

@@ -31,6 +31,7 @@ from acnn_jax import checkpoints
 from acnn_jax import cli
 from acnn_jax import codec as codec_lib
 from acnn_jax import configuration
+from acnn_jax import distributed
 from acnn_jax import json_files
 from acnn_jax import geometry
 from acnn_jax import inference
@@ -115,7 +116,8 @@ def evaluate(model, variables, batches, *, input_size: int,
     variables: {'params', 'batch_stats'} (host or device arrays).
     batches: iterable of numpy eval host batches from
       `pipeline.create_dataset(config, 'validation', ...)`, with the padding
-      `mask`; each batch is split over the local devices.
+      `mask`; each batch is split over the local devices. In a multi-host
+      run, each process passes its own share of the split.
     input_size: the crops' side.
     flip_test: average with the mirrored crop's heatmaps.
     flip_shift: HRNet/mmpose's one-pixel shift of the flipped heatmaps.
@@ -125,7 +127,9 @@ def evaluate(model, variables, batches, *, input_size: int,
       background (`mask_stats`; trustworthy on the synthetic set only).
 
   Returns:
-    An `EvalResult`; every real person of the split is counted once.
+    An `EvalResult`; every real person of the split is counted once (in a
+    multi-host run: of every process's share, process 0's first; every
+    process gets the same result).
   """
   model = model.clone(bn_axis_name=None)
   codec = codec_lib.HeatmapCodec(input_size)
@@ -138,7 +142,9 @@ def evaluate(model, variables, batches, *, input_size: int,
   gating = model.num_stacks - 1 if model.attention and not masks_to_one else 0
   stats = mask_stats.MaskStats(gating, regions=region_stats)
   pictures = []
+  num_batches, inputs = 0, None
   for batch in batches:
+    num_batches += 1
     batch = {k: np.asarray(v) for k, v in batch.items()}
     if not pictures and num_pictures:
       pictures = _pictures(predict_fn, codec, variables, batch, num_pictures)
@@ -158,9 +164,21 @@ def evaluate(model, variables, batches, *, input_size: int,
         confidences.reshape(-1, *confidences.shape[2:])[real])
     for k in keys:
       kept[k].append(batch[k][real])
-  if not kept["coords"]:
-    raise ValueError("The validation split is empty: nothing to evaluate.")
-  got = {k: np.concatenate(v) for k, v in kept.items()}
+  # Every process fails alike, rather than one waiting for the others.
+  if distributed.sum_over_processes(
+      np.array([len(kept["coords"]) == 0], np.int32))[0]:
+    raise ValueError("The validation split is empty (or, in a multi-host "
+                     "run, some process's share of it): nothing to "
+                     "evaluate.")
+  # A pmapped program spans the devices of all processes: each runs it
+  # equally often, the ones with fewer batches on padding.
+  for _ in range(distributed.most_over_processes(num_batches) - num_batches):
+    p_fn(variables, parallel.shard(
+        jax.tree_util.tree_map(np.zeros_like, inputs)))
+  got = {k: distributed.concatenate_rows(np.concatenate(v))
+         for k, v in kept.items()}
+  if gating:
+    stats.add_other_processes()
   table = pckh.pckh_table(got["coords"], got["joints"], got["annotated"],
                           got["head_size"])
   return EvalResult(table=table, predictions=got["coords"],

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
+from acnn_jax import distributed
 from acnn_jax import mpii
 
 KEEP_THRESHOLD = 0.5
@@ -152,6 +153,12 @@ class MaskStats:
   def _add(self, column, sums, count):
     self._sums[:, column] += sums
     self._counts[:, column] += count
+
+  def add_other_processes(self) -> None:
+    """Adds the other processes' totals, so that every process of a
+    multi-host evaluation holds the statistics of the whole split."""
+    self._sums = distributed.sum_over_processes(self._sums)
+    self._counts = distributed.sum_over_processes(self._counts)
 
   def result(self) -> Dict[str, float]:
     """{'mask/stage_<i>/<stat>': value} for 1-based stages; a statistic

@@ -1,10 +1,11 @@
-"""Data parallelism over the local devices: `jax.pmap`, its one-device twin,
-and the device axis of the batches they take.
+"""Data parallelism over all devices: `jax.pmap`, its one-device twin, and
+the device axis of the batches they take.
 
 Steps are written once, as per-device functions with an `axis_name` for their
 collectives (`lax.pmean` of gradients, metrics and BatchNorm statistics).
-`data_parallel` maps them over the local devices with `jax.pmap`. With a
-single local device it jits the function itself instead, on the same input
+`data_parallel` maps them with `jax.pmap`: each process passes the batches
+of its own (local) devices, and the collectives span the devices of every
+process (`acnn_jax.distributed`). With a single device in all it jits the function itself instead, on the same input
 layout (a leading device axis of 1, dropped inside), and the step is built
 without collectives (`collective_axis` is None, `pmean` the identity):
 XLA:CPU runs pmapped (and shard_mapped) programs far slower than plain
@@ -28,9 +29,10 @@ AXIS = "batch"
 
 
 def collective_axis(num_devices: Optional[int] = None) -> Optional[str]:
-  """The axis name a step's collectives use: AXIS over several devices,
-  None (no collective at all) on one, where `data_parallel` maps nothing."""
-  num_devices = num_devices or jax.local_device_count()
+  """The axis name a step's collectives use: AXIS over several devices (of
+  all processes), None (no collective at all) on one, where `data_parallel`
+  maps nothing."""
+  num_devices = num_devices or jax.device_count()
   return AXIS if num_devices > 1 else None
 
 
@@ -50,7 +52,8 @@ def _leading(tree, axes, fn):
 
 def data_parallel(fn, axis_name: str, in_axes, out_axes, donate_argnums=(),
                   num_devices: Optional[int] = None):
-  """Maps `fn` over the local devices (leading axis of the mapped inputs).
+  """Maps `fn` over the devices (leading axis of the mapped inputs: this
+  process's devices).
 
   Args:
     fn: a per-device function; over several devices its collectives use
@@ -60,12 +63,13 @@ def data_parallel(fn, axis_name: str, in_axes, out_axes, donate_argnums=(),
       (the same on every device, passed once).
     out_axes: 0 or None for the output, or a tuple of them for a tuple.
     donate_argnums: arguments whose buffers the outputs may reuse.
-    num_devices: default: all local devices.
+    num_devices: default: all devices of all processes; 1 jits `fn` on
+      this process's first device.
 
   Returns:
     The mapped, compiled function.
   """
-  num_devices = num_devices or jax.local_device_count()
+  num_devices = num_devices or jax.device_count()
   if num_devices > 1:
     return jax.pmap(fn, axis_name=axis_name, in_axes=in_axes,
                     out_axes=out_axes, donate_argnums=donate_argnums)
@@ -102,7 +106,7 @@ def _mesh() -> jax.sharding.Mesh:
 
 def batch_sharding() -> jax.sharding.Sharding:
   """Where a sharded batch lives: its device axis over the local devices."""
-  if jax.local_device_count() == 1:
+  if jax.device_count() == 1:
     return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   return jax.sharding.NamedSharding(_mesh(), jax.sharding.PartitionSpec(AXIS))
 
@@ -110,7 +114,7 @@ def batch_sharding() -> jax.sharding.Sharding:
 def state_sharding() -> jax.sharding.Sharding:
   """Where a `data_parallel` step returns its unmapped (out_axes None)
   outputs: the same on every local device."""
-  if jax.local_device_count() == 1:
+  if jax.device_count() == 1:
     return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   return jax.sharding.NamedSharding(_mesh(), jax.sharding.PartitionSpec())
 

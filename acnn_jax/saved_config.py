@@ -71,7 +71,8 @@ def check_resumable(config: ml_collections.ConfigDict, directory: str):
 
 
 def settle_config(config: ml_collections.ConfigDict, directory: str,
-                  step: int, finished: bool) -> ml_collections.ConfigDict:
+                  step: int, finished: bool,
+                  write: bool = True) -> ml_collections.ConfigDict:
   """The config a phase goes on with, and what its config.json holds.
 
   config.json always describes the training that made the checkpoints:
@@ -89,22 +90,28 @@ def settle_config(config: ml_collections.ConfigDict, directory: str,
     directory: the phase directory.
     step: the step the phase resumes from (0: fresh).
     finished: no step is left to train.
+    write: False returns the same config and writes and logs nothing (the
+      other processes of a multi-host run: process 0 writes).
   """
   path = os.path.join(directory, CONFIG_FILE)
   if step == 0 or not os.path.exists(path):
-    save_config(config, directory)
+    if write:
+      save_config(config, directory)
     return config
   saved = load_config(directory)
   found = configuration.differences(saved, config)
   if found and finished:
-    logging.warning(
-        "Phase %s finished at step %d; it was trained with %s, so these "
-        "fields are ignored: %s. To train with them, use another --workdir "
-        "(or raise num_epochs to train on).", config.phase, step, path,
-        configuration.describe_differences(found))
+    if write:
+      logging.warning(
+          "Phase %s finished at step %d; it was trained with %s, so these "
+          "fields are ignored: %s. To train with them, use another --workdir "
+          "(or raise num_epochs to train on).", config.phase, step, path,
+          configuration.describe_differences(found))
     for name in configuration.LOCATION_FIELDS:
       saved[name] = config[name]
     return saved
+  if not write:
+    return config
   if found:
     archive = os.path.join(directory, f"config_until_step{step}.json")
     if not os.path.exists(archive):

@@ -11,8 +11,12 @@ the same command resumes from that phase's last usable checkpoint, with the
 data stream where it left off (a resumed run equals an uninterrupted one); a
 fresh phase B or C starts from the previous phase's last checkpoint. No
 checkpoint is saved from a state holding NaN or inf.
+
+In a multi-host run (`distributed`) every process runs this function on its
+own devices and share of the data; process 0 writes the files.
 """
 
+import json
 import math
 import os
 import time
@@ -27,6 +31,7 @@ import numpy as np
 
 from acnn_jax import checkpoints
 from acnn_jax import configuration
+from acnn_jax import distributed
 from acnn_jax import errors
 from acnn_jax import evaluate as evaluate_lib
 from acnn_jax import finite
@@ -112,12 +117,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     NonFiniteLossError: the loss or the state became NaN or infinite.
   """
   configuration.validate(config)
+  distributed.check_agreement(json.dumps(config.to_dict(), sort_keys=True,
+                                         default=str))
   phase = phases.PHASES[config.phase]
   workdir = os.path.abspath(workdir)
   out_dir = checkpoints.phase_dir(workdir, phase.name)
   os.makedirs(out_dir, exist_ok=True)
   writer = metric_writers.create_default_writer(
-      out_dir, just_logging=jax.process_index() > 0)
+      out_dir, just_logging=not distributed.is_primary())
 
   model = models.create_model(config)
   rng = jax.random.PRNGKey(config.seed)
@@ -132,7 +139,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   start = None if resume else checkpoints.start_variables(
       config, workdir, phase, variables_shape)
 
-  builder = prepare.prepare_builder(config, workdir)
+  # Process 0 writes the synthetic data and prepares the data set; the
+  # others then find it ready instead of writing it at the same time.
+  if distributed.is_primary():
+    builder = prepare.prepare_builder(config, workdir)
+  distributed.barrier("data prepared")
+  if not distributed.is_primary():
+    builder = prepare.prepare_builder(config, workdir)
   num_train = builder.info.splits["train"].num_examples
   steps_per_epoch = (config.steps_per_epoch if config.steps_per_epoch > 0
                      else num_train // config.batch_size)
@@ -161,8 +174,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   state = parallel.put_state(state)
   step_offset = int(state.step)
   last_good = last_manager.latest_step()
-  config = saved_config.settle_config(config, out_dir, step_offset,
-                                      finished=step_offset >= num_steps)
+  finished = step_offset >= num_steps
+  if distributed.is_primary():  # The one that writes config.json.
+    config = saved_config.settle_config(config, out_dir, step_offset, finished)
+  distributed.barrier("config settled")
+  if not distributed.is_primary():
+    config = saved_config.settle_config(config, out_dir, step_offset, finished,
+                                        write=False)
   # The stream continues exactly where the checkpoint left it.
   train_iter = parallel.prefetch(pipeline.create_dataset(
       config, "train", builder, start_step=step_offset).as_numpy_iterator())
@@ -180,20 +198,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         model, {"params": state.params, "batch_stats": state.batch_stats},
         ds.as_numpy_iterator(), input_size=config.input_size,
         flip_test=config.flip_test, flip_shift=config.flip_shift,
-        masks_to_one=phase.masks_to_one, num_pictures=config.num_pictures,
+        masks_to_one=phase.masks_to_one,
+        num_pictures=config.num_pictures if distributed.is_primary() else 0,
         # Only the synthetic set knows where the target person is drawn.
         region_stats=config.synthetic_images > 0)
     scalars = {**result.table, **result.mask_stats}
     writer.write_scalars(step, {f"validation/{k}": v
                                 for k, v in scalars.items()})
-    visualize.write_pictures(writer, os.path.join(out_dir, "pictures"), step,
-                             result.pictures)
     logging.info("Phase %s, step %d:\n%s%s", phase.name, step,
                  pckh.format_table(result.table),
                  mask_stats.format_stats(result.mask_stats))
     record = {**scalars, "phase": phase.name, "step": step}
-    evaluate_lib.append_history(history_path, record)
-    if jax.process_index() == 0:
+    # Every process has the whole table; process 0 writes the files.
+    if distributed.is_primary():
+      visualize.write_pictures(writer, os.path.join(out_dir, "pictures"),
+                               step, result.pictures)
+      evaluate_lib.append_history(history_path, record)
       plots.write_history_plots(
           writer, out_dir, step,
           evaluate_lib.history_across_phases(workdir, phase.name))
@@ -201,7 +221,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer)
-  hooks = [report_progress] if jax.process_index() == 0 else []
+  hooks = [report_progress] if distributed.is_primary() else []
   pending_metrics = []
   train_start, images_seen = time.time(), 0
   history_path = os.path.join(out_dir, "eval_history.json")
@@ -256,7 +276,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     best_manager.wait_until_finished()
   if results is None:  # Already trained to the end: evaluate what is there.
     results = run_evaluation(int(state.step))
-  evaluate_lib.write_results(os.path.join(out_dir, "eval_results.json"),
-                             results)
+  if distributed.is_primary():
+    evaluate_lib.write_results(os.path.join(out_dir, "eval_results.json"),
+                               results)
   writer.flush()
   return results

@@ -1,0 +1,236 @@
+"""Several processes, one training run: JAX's distributed runtime.
+
+Multi-host training runs one process per host (per GPU node, per TPU VM
+host); together they see every device of every host, `jax.pmap`'s
+collectives average gradients and BatchNorm statistics over all of them, and
+each process feeds its own devices a disjoint share of the data
+(`input_pipeline.pipeline`).
+
+`initialize` is the one place where the runtime starts, before anything else
+touches JAX's devices. It starts it
+
+* from the command's flags (`--coordinator_address`, `--num_processes`,
+  `--process_id`), or JAX's own environment variables
+  (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID), e.g. for
+  two GPU nodes;
+* on clusters JAX recognises by themselves (SLURM with several tasks, Open
+  MPI's mpirun, a TPU slice whose TPU_WORKER_HOSTNAMES names several
+  hosts), with JAX's auto-detection (on Cloud TPU pod slices the TPU
+  runtime connects the hosts even without it);
+* not at all otherwise: one process, as on a laptop or a Colab runtime.
+
+On CPU the processes talk over gloo (TCP), which is how the tests run two
+real processes on one machine.
+"""
+
+import hashlib
+import os
+from typing import Optional
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
+from acnn_jax import errors
+
+# JAX's own variables for an explicit set-up.
+_ENVIRONMENT = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES",
+                "JAX_PROCESS_ID")
+
+
+class DistributedError(errors.UserError):
+  """The processes of a multi-host run cannot start or disagree."""
+
+
+def _cluster_detected() -> Optional[str]:
+  """The name of a multi-process cluster JAX can set itself up on, if any.
+
+  Only clusters that run several processes of this job count: a SLURM job
+  step of one task, or a single-host TPU VM, is one process and needs no
+  runtime.
+  """
+  env = os.environ
+  if int(env.get("SLURM_NTASKS", env.get("SLURM_STEP_NUM_TASKS", "1"))) > 1:
+    return "SLURM"
+  if int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1:
+    return "Open MPI"
+  hosts = env.get("TPU_WORKER_HOSTNAMES", "")
+  if len([h for h in hosts.split(",") if h]) > 1:
+    return "Cloud TPU pod slice"
+  return None
+
+
+def initialize(coordinator_address: Optional[str] = None,
+               num_processes: Optional[int] = None,
+               process_id: Optional[int] = None) -> bool:
+  """Starts JAX's distributed runtime when this run has several processes.
+
+  Call it once, before any other JAX call that looks at devices.
+
+  Args:
+    coordinator_address: 'host:port' of process 0, reachable by every
+      process (default: JAX_COORDINATOR_ADDRESS, or auto-detection).
+    num_processes: how many processes the run has (JAX_NUM_PROCESSES).
+    process_id: this process's index, 0 .. num_processes - 1
+      (JAX_PROCESS_ID).
+
+  Returns:
+    True when the runtime was started (several processes), False for a
+    single-process run.
+
+  Raises:
+    DistributedError: the arguments are incomplete or out of range, or the
+      processes could not connect; the message says what to pass.
+  """
+  if jax.distributed.is_initialized():
+    return True
+  explicit = (coordinator_address is not None or num_processes is not None or
+              process_id is not None or
+              any(name in os.environ for name in _ENVIRONMENT))
+  cluster = None if explicit else _cluster_detected()
+  if not explicit and cluster is None:
+    return False
+  if explicit:
+    coordinator_address = (coordinator_address or
+                           os.environ.get("JAX_COORDINATOR_ADDRESS"))
+    if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
+      num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+    if process_id is None and "JAX_PROCESS_ID" in os.environ:
+      process_id = int(os.environ["JAX_PROCESS_ID"])
+    missing = [name for name, value in (
+        ("--coordinator_address", coordinator_address),
+        ("--num_processes", num_processes), ("--process_id", process_id))
+               if value is None]
+    if missing:
+      raise DistributedError(
+          f"A multi-process run needs --coordinator_address, "
+          f"--num_processes and --process_id together; {', '.join(missing)} "
+          "missing (or set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
+          "JAX_PROCESS_ID). On a TPU pod or SLURM, pass none of them.")
+    if num_processes < 1 or not 0 <= process_id < num_processes:
+      raise DistributedError(
+          f"--process_id={process_id} is not in 0..{num_processes - 1} "
+          f"(--num_processes={num_processes}): give each process its own "
+          "index, 0 for the one at --coordinator_address.")
+  # XLA:CPU has no collectives across processes unless told which (the CPU
+  # backend exists beside GPUs and TPUs too, where this changes nothing).
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  logging.info("Starting JAX's distributed runtime (%s).",
+               cluster or f"process {process_id} of {num_processes}, "
+               f"coordinator {coordinator_address}")
+  try:
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes,
+                               process_id=process_id)
+  except (RuntimeError, ValueError) as error:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    raise DistributedError(
+        f"JAX's distributed runtime did not start: {first}. Check that "
+        f"every process runs with the same --coordinator_address "
+        f"({coordinator_address or 'auto-detected'}) and --num_processes, "
+        "distinct --process_id values, and that process 0 can be "
+        "reached there.") from error
+  return True
+
+
+def is_primary() -> bool:
+  """Whether this process writes the run's files (logs, pictures, JSON)."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Waits until every process gets here (nothing to do in one process)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def _fingerprint(text: str) -> np.ndarray:
+  digest = hashlib.sha256(text.encode()).digest()[:8]
+  return np.frombuffer(digest, np.int32).copy()
+
+
+def check_agreement(config_json: str) -> None:
+  """Fails when the processes of a run differ where they must agree.
+
+  Every process must see the same number of local devices (the batch is
+  split over them evenly) and train the same config; a process started with
+  another flag would otherwise train something else, or hang in a
+  collective.
+
+  Args:
+    config_json: this process's config, serialised the same way on every
+      process.
+
+  Raises:
+    DistributedError: naming what differs.
+  """
+  if jax.process_count() == 1:
+    return
+  counts = multihost_utils.process_allgather(
+      np.array([jax.local_device_count()], np.int32))
+  counts = np.asarray(counts).reshape(-1)
+  if len(set(counts.tolist())) > 1:
+    raise DistributedError(
+        f"The processes have different numbers of local devices "
+        f"({counts.tolist()}, by process): give every process the same "
+        "number of devices.")
+  prints = np.asarray(multihost_utils.process_allgather(
+      _fingerprint(config_json))).reshape(jax.process_count(), -1)
+  differ = [i for i in range(len(prints))
+            if not np.array_equal(prints[i], prints[0])]
+  if differ:
+    raise DistributedError(
+        f"Process(es) {differ} run another config than process 0: start "
+        "every process with the same --config and --config.* flags.")
+
+
+def _allgather(array: np.ndarray) -> np.ndarray:
+  """(processes, ...) stack of every process's `array`, in its dtype.
+
+  JAX carries 32-bit numbers only (x64 is off): 64-bit ones travel as 32-bit
+  (indices below 2**31; float64 sums keep float32's 7 digits).
+  """
+  narrow = {np.dtype(np.int64): np.int32, np.dtype(np.float64): np.float32,
+            np.dtype(np.bool_): np.int32}.get(array.dtype, array.dtype)
+  gathered = multihost_utils.process_allgather(array.astype(narrow))
+  return np.asarray(gathered).astype(array.dtype)
+
+
+def concatenate_rows(array) -> np.ndarray:
+  """Every process's rows of `array`, process 0's first, on every process.
+
+  The processes may hold different numbers of rows (an evaluation split
+  shared out unevenly); the rest of the shape must agree.
+
+  Args:
+    array: (N_p, ...) this process's rows.
+
+  Returns:
+    (sum of N_p, ...) numpy, the same on every process.
+  """
+  array = np.asarray(array)
+  if jax.process_count() == 1:
+    return array
+  counts = np.asarray(multihost_utils.process_allgather(
+      np.array([array.shape[0]], np.int32))).reshape(-1)
+  padded = np.zeros((int(counts.max()),) + array.shape[1:], array.dtype)
+  padded[:array.shape[0]] = array
+  gathered = _allgather(padded)
+  return np.concatenate([gathered[p, :n] for p, n in enumerate(counts)])
+
+
+def sum_over_processes(array) -> np.ndarray:
+  """The sum of `array` over the processes, on every process."""
+  array = np.asarray(array)
+  if jax.process_count() == 1:
+    return array
+  return _allgather(array).sum(axis=0)
+
+
+def most_over_processes(value: int) -> int:
+  """The largest of the processes' `value`s, on every process."""
+  if jax.process_count() == 1:
+    return int(value)
+  return int(np.max(multihost_utils.process_allgather(
+      np.array([value], np.int32))))
