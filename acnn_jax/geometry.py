@@ -115,6 +115,29 @@ def heatmap_to_original(points, center, scale, heatmap_size, rotation=0.0,
   return apply_affine(invert_affine(matrix, xp=xp), points, xp=xp)
 
 
+def heatmap_to_crop(points, input_size, heatmap_size, xp=np):
+  """Maps heatmap-pixel coordinates to pixels of the network's input crop.
+
+  `heatmap_to_original` with the crop as the original image: a crop centred
+  on its own middle, (input_size - 1) / 2, with scale input_size / 200 maps
+  the crop onto itself, so the same inverse serves exported models, whose
+  callers know only the crop (stride 4: heatmap pixel j -> crop pixel
+  4j + 1.5).
+
+  Args:
+    points: (..., K, 2) coordinates on the heatmap grid.
+    input_size: side of the network input.
+    heatmap_size: side of the heatmap.
+    xp: array namespace (numpy or jax.numpy).
+
+  Returns:
+    (..., K, 2) float32 coordinates in input-crop pixels (0-based).
+  """
+  middle = (input_size - 1) / 2.0
+  return heatmap_to_original(points, xp.asarray([middle, middle]),
+                             input_size / mpii.PIXEL_STD, heatmap_size, xp=xp)
+
+
 def warp_image(image, matrix, out_size):
   """Resamples `image` into an `out_size` square crop (TensorFlow, bilinear).
 
@@ -139,3 +162,43 @@ def warp_image(image, matrix, out_size):
       output_shape=tf.constant([out_size, out_size], tf.int32),
       fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
   return warped[0]
+
+
+def warp_image_numpy(image, matrix, out_size):
+  """`warp_image` in numpy, for inference without TensorFlow.
+
+  The same sampling as TensorFlow's ImageProjectiveTransformV3 (bilinear,
+  zeros outside the image), step for step in float32, so the crops match
+  `warp_image`'s bit for bit (tests/test_export.py checks it).
+
+  Args:
+    image: (H, W, C) float32 array.
+    matrix: (2, 3) original -> crop matrix (from `affine_matrix`).
+    out_size: output side in pixels.
+
+  Returns:
+    (out_size, out_size, C) float32 array; pixels outside the image are 0.
+  """
+  image = np.asarray(image, np.float32)
+  height, width = image.shape[:2]
+  inverse = invert_affine(matrix).reshape(6)
+  grid = np.arange(out_size, dtype=np.float32)
+  y, x = np.meshgrid(grid, grid, indexing="ij")
+  # Output pixel -> input position, as TensorFlow computes it.
+  x_in = inverse[0] * x + inverse[1] * y + inverse[2]
+  y_in = inverse[3] * x + inverse[4] * y + inverse[5]
+  x0, y0 = np.floor(x_in), np.floor(y_in)
+  x1, y1 = x0 + 1, y0 + 1
+
+  def read(rows, cols):
+    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    values = image[np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1)]
+    return np.where(inside[..., None], values, np.float32(0.0))
+
+  top = ((x1 - x_in)[..., None] * read(y0, x0) +
+         (x_in - x0)[..., None] * read(y0, x1))
+  bottom = ((x1 - x_in)[..., None] * read(y1, x0) +
+            (x_in - x0)[..., None] * read(y1, x1))
+  return ((y1 - y_in)[..., None] * top +
+          (y_in - y0)[..., None] * bottom).astype(np.float32)
