@@ -33,6 +33,11 @@ TEST_REQUIRES = [
     # `Item._nodeid`, which pytest 9.2 no longer reads: its groups then split.
     "pytest>=8,<9.2",
     "pytest-xdist>=3.5",
+    # tests/test_notebook.py runs notebooks/acnn_jax_colab.ipynb in a kernel.
+    "nbformat>=5.11",
+    "nbclient>=0.11",
+    "jupyter-client>=8.10",
+    "ipykernel>=7.4",
 ]
 
 setuptools.setup(

@@ -5,15 +5,16 @@ its own layer or of lower ones, never of a higher one, and the import graph
 has no circle:
 
   0  errors, cli, mpii, geometry, codec, parallel, finite,   (facts, helpers)
-     json_files, compilation_cache, configs
+     json_files, compilation_cache, distributed, configs
   1  input_pipeline                                          (files -> batches)
   2  convolution, hourglass, models, phases, optimizers,     (the network)
      configuration
   3  checkpoints, saved_config, train_step
   4  inference
-  5  pckh, mask_stats, evaluate, visualize, plots
+  5  pckh, mask_stats, evaluate, visualize, plots,
+     prediction, exported
   6  train
-  7  main, demo, predict                                     (commands)
+  7  main, demo, predict, export                             (commands)
 
 Imports inside functions are allowed for TensorFlow only, to keep it out of
 light commands and of `import acnn_jax.inference` in research code.
@@ -34,16 +35,19 @@ MAX_LINES = 450
 LAYERS = (
     ("acnn_jax.errors", "acnn_jax.cli", "acnn_jax.mpii", "acnn_jax.geometry",
      "acnn_jax.codec", "acnn_jax.parallel", "acnn_jax.finite",
-     "acnn_jax.json_files", "acnn_jax.compilation_cache", "configs"),
+     "acnn_jax.json_files", "acnn_jax.compilation_cache",
+     "acnn_jax.distributed", "configs"),
     ("input_pipeline",),
     ("acnn_jax.convolution", "acnn_jax.hourglass", "acnn_jax.models",
      "acnn_jax.phases", "acnn_jax.optimizers", "acnn_jax.configuration"),
     ("acnn_jax.checkpoints", "acnn_jax.saved_config", "acnn_jax.train_step"),
     ("acnn_jax.inference",),
     ("acnn_jax.pckh", "acnn_jax.mask_stats", "acnn_jax.evaluate",
-     "acnn_jax.visualize", "acnn_jax.plots"),
+     "acnn_jax.visualize", "acnn_jax.plots", "acnn_jax.prediction",
+     "acnn_jax.exported"),
     ("acnn_jax.train",),
-    ("acnn_jax.main", "acnn_jax.demo", "acnn_jax.predict"),
+    ("acnn_jax.main", "acnn_jax.demo", "acnn_jax.predict",
+     "acnn_jax.export"),
 )
 
 
@@ -163,7 +167,7 @@ def test_no_file_is_over_the_size_limit(folder):
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["acnn_jax.pckh", "input_pipeline.synthetic",
                                     "acnn_jax.models", "acnn_jax.inference",
-                                    "acnn_jax.train_step"])
+                                    "acnn_jax.train_step", "acnn_jax.exported"])
 def test_light_modules_do_not_load_tensorflow(module):
   """The PCKh and synthetic-data commands, the model with its decoding for
   research code, and the train step (for the benchmark, on hosts without
