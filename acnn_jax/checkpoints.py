@@ -320,11 +320,19 @@ class LoadedModel(NamedTuple):
     config: the config it was trained with (or the one given instead).
     masks_to_one: run it as the plain stacked hourglass: phase A
       checkpoints never trained their attention heads.
+    checkpoint: the folder of the step it was read from
+      (<manager directory>/<step>).
   """
   model: models.ACNN
   variables: Dict[str, Any]
   config: ml_collections.ConfigDict
   masks_to_one: bool
+  checkpoint: str = ""
+
+  @property
+  def step(self) -> int:
+    """The training step of the checkpoint."""
+    return int(os.path.basename(self.checkpoint))
 
 
 def load_for_inference(path: str, prefer_best: bool = True,
@@ -344,7 +352,7 @@ def load_for_inference(path: str, prefer_best: bool = True,
     errors.MissingError: no checkpoint at `path`.
     errors.InputError: no checkpoint there can be used (damaged, or NaN).
   """
-  variables, _, manager_dir = restore_variables(path, prefer_best)
+  variables, step, manager_dir = restore_variables(path, prefer_best)
   if config is None:
     config = saved_config.load_config(config_dir_of(manager_dir))
   else:
@@ -353,4 +361,4 @@ def load_for_inference(path: str, prefer_best: bool = True,
       config.attention)
   variables = jax.tree_util.tree_map(jax.numpy.asarray, variables)
   return LoadedModel(models.create_model(config), variables, config,
-                     masks_to_one)
+                     masks_to_one, os.path.join(manager_dir, str(step)))

@@ -54,10 +54,8 @@ from acnn_jax import errors
 from acnn_jax import exported
 from acnn_jax import geometry
 from acnn_jax import inference
-from acnn_jax import models
 from acnn_jax import mpii
 from acnn_jax import phases
-from acnn_jax import saved_config
 from acnn_jax.codec import HeatmapCodec
 
 FORMATS = ("jax", "saved_model")
@@ -320,24 +318,15 @@ def load_checkpoint(path, phase: Optional[str] = None):
         raise errors.MissingError(
             f"{path} not found: this workdir has no phase {phase.upper()}. "
             "Train it first, or leave --phase out for the newest phase.")
-  # What `checkpoints.load_for_inference` does (the best checkpoint when
-  # there is one, as `Predictor` takes), keeping the step and the folder for
-  # export.json.
-  variables, step, manager_dir = checkpoints.restore_variables(
-      path, prefer_best=True)
-  config = saved_config.load_config(checkpoints.config_dir_of(manager_dir))
-  if phase is not None and config.phase != phase:
+  # The best checkpoint when there is one, as `Predictor` takes.
+  loaded = checkpoints.load_for_inference(path, prefer_best=True)
+  if phase is not None and loaded.config.phase != phase:
     raise errors.InputError(
-        f"{path} holds a phase {config.phase.upper()} checkpoint, not phase "
-        f"{phase.upper()}; name a checkpoint of phase {phase.upper()}, or "
-        "leave --phase out.")
-  masks_to_one = phases.PHASES[config.phase].masks_to_one or not (
-      config.attention)
-  variables = jax.tree_util.tree_map(jnp.asarray, variables)
-  loaded = checkpoints.LoadedModel(models.create_model(config), variables,
-                                   config, masks_to_one)
-  return loaded, dict(phase=config.phase, step=int(step),
-                      checkpoint=os.path.join(manager_dir, str(step)))
+        f"{path} holds a phase {loaded.config.phase.upper()} checkpoint, not "
+        f"phase {phase.upper()}; name a checkpoint of phase {phase.upper()}, "
+        "or leave --phase out.")
+  return loaded, dict(phase=loaded.config.phase, step=loaded.step,
+                      checkpoint=loaded.checkpoint)
 
 
 def export_model(path, output_dir: str, phase: Optional[str] = None,
