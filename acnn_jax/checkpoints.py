@@ -43,18 +43,27 @@ def root_workdir(path: str) -> str:
 
 
 def make_managers(directory: str, keep: int):
-  """The two orbax managers of a phase directory: the last few and the best."""
+  """The two orbax managers of a phase directory: the last few and the best.
+
+  Saves run in the background in one process. In a multi-host run they
+  finish before `save` returns: two background saves in flight at once (the
+  best and the last checkpoint of an evaluation step) were seen to leave
+  process 0 waiting for ever to commit one, after process 1 had finished.
+  """
+  in_background = jax.process_count() == 1
   last = ocp.CheckpointManager(
       os.path.join(directory, "checkpoints"),
       options=ocp.CheckpointManagerOptions(
           max_to_keep=keep, create=True,
           # What a killed save left half-written is no checkpoint.
-          cleanup_tmp_directories=True))
+          cleanup_tmp_directories=True,
+          enable_async_checkpointing=in_background))
   best = ocp.CheckpointManager(
       os.path.join(directory, "best"),
       options=ocp.CheckpointManagerOptions(
           max_to_keep=1, create=True, best_fn=lambda m: m["Mean"],
-          best_mode="max", cleanup_tmp_directories=True))
+          best_mode="max", cleanup_tmp_directories=True,
+          enable_async_checkpointing=in_background))
   return last, best
 
 

@@ -61,6 +61,18 @@ def _cluster_detected() -> Optional[str]:
   return None
 
 
+def _int_variable(name: str) -> Optional[int]:
+  """The integer in environment variable `name`, None when it is unset."""
+  value = os.environ.get(name)
+  if value is None:
+    return None
+  try:
+    return int(value)
+  except ValueError:
+    raise DistributedError(f"${name}={value!r} is not an integer: unset it "
+                           "or give the number.") from None
+
+
 def initialize(coordinator_address: Optional[str] = None,
                num_processes: Optional[int] = None,
                process_id: Optional[int] = None) -> bool:
@@ -94,10 +106,10 @@ def initialize(coordinator_address: Optional[str] = None,
   if explicit:
     coordinator_address = (coordinator_address or
                            os.environ.get("JAX_COORDINATOR_ADDRESS"))
-    if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
-      num_processes = int(os.environ["JAX_NUM_PROCESSES"])
-    if process_id is None and "JAX_PROCESS_ID" in os.environ:
-      process_id = int(os.environ["JAX_PROCESS_ID"])
+    if num_processes is None:
+      num_processes = _int_variable("JAX_NUM_PROCESSES")
+    if process_id is None:
+      process_id = _int_variable("JAX_PROCESS_ID")
     missing = [name for name, value in (
         ("--coordinator_address", coordinator_address),
         ("--num_processes", num_processes), ("--process_id", process_id))

@@ -29,6 +29,7 @@ OVERRIDES = json.loads(sys.argv[5])
 # Before anything else touches JAX's devices, as in acnn_jax.main.
 distributed.initialize(f"127.0.0.1:{PORT}", 2, int(PROCESS_ID))
 
+from absl import logging
 import jax
 import numpy as np
 
@@ -93,6 +94,7 @@ train_step_lib.make = recording_make
 evaluate_lib.evaluate = recording_evaluate
 
 cli.quiet_library_logs()
+logging.set_verbosity(logging.INFO)  # A failure's log shows how far it got.
 config = tiny.get_config("a")
 config.update(OVERRIDES)
 table = train.train_and_evaluate(config, WORKDIR)

@@ -231,6 +231,14 @@ def test_incomplete_or_bad_arguments_are_named(monkeypatch, args, message):
     distributed.initialize(**args)
 
 
+def test_a_malformed_environment_variable_is_named(monkeypatch):
+  monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
+  with pytest.raises(distributed.DistributedError,
+                     match=r"\$JAX_NUM_PROCESSES='two' is not an integer"):
+    distributed.initialize()
+
+
 def test_helpers_are_identities_in_one_process():
   rows = np.arange(6.0).reshape(3, 2)
   np.testing.assert_array_equal(distributed.concatenate_rows(rows), rows)
