@@ -25,7 +25,7 @@ real processes on one machine.
 
 import hashlib
 import os
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 from absl import logging
 import jax
@@ -33,6 +33,8 @@ from jax.experimental import multihost_utils
 import numpy as np
 
 from acnn_jax import errors
+
+T = TypeVar("T")
 
 # JAX's own variables for an explicit set-up.
 _ENVIRONMENT = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES",
@@ -155,6 +157,26 @@ def barrier(name: str) -> None:
   """Waits until every process gets here (nothing to do in one process)."""
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(name)
+
+
+def primary_first(name: str, fn: Callable[[bool], T]) -> T:
+  """`fn(True)` on process 0, then, once it is done, `fn(False)` on the
+  others: for work that writes shared files (process 0) and that the others
+  then read.
+
+  Args:
+    name: names the barrier between the two (for JAX's logs).
+    fn: takes whether it runs on process 0.
+
+  Returns:
+    What `fn` returned in this process.
+  """
+  if is_primary():
+    result = fn(True)
+  barrier(name)
+  if not is_primary():
+    result = fn(False)
+  return result
 
 
 def _fingerprint(text: str) -> np.ndarray:

@@ -141,11 +141,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   # Process 0 writes the synthetic data and prepares the data set; the
   # others then find it ready instead of writing it at the same time.
-  if distributed.is_primary():
-    builder = prepare.prepare_builder(config, workdir)
-  distributed.barrier("data prepared")
-  if not distributed.is_primary():
-    builder = prepare.prepare_builder(config, workdir)
+  builder = distributed.primary_first(
+      "data prepared", lambda _: prepare.prepare_builder(config, workdir))
   num_train = builder.info.splits["train"].num_examples
   steps_per_epoch = (config.steps_per_epoch if config.steps_per_epoch > 0
                      else num_train // config.batch_size)
@@ -174,13 +171,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   state = parallel.put_state(state)
   step_offset = int(state.step)
   last_good = last_manager.latest_step()
-  finished = step_offset >= num_steps
-  if distributed.is_primary():  # The one that writes config.json.
-    config = saved_config.settle_config(config, out_dir, step_offset, finished)
-  distributed.barrier("config settled")
-  if not distributed.is_primary():
-    config = saved_config.settle_config(config, out_dir, step_offset, finished,
-                                        write=False)
+  # Process 0 writes config.json; the others read what it wrote.
+  config = distributed.primary_first(
+      "config settled", lambda primary: saved_config.settle_config(
+          config, out_dir, step_offset, finished=step_offset >= num_steps,
+          write=primary))
   # The stream continues exactly where the checkpoint left it.
   train_iter = parallel.prefetch(pipeline.create_dataset(
       config, "train", builder, start_step=step_offset).as_numpy_iterator())

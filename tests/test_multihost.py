@@ -246,3 +246,7 @@ def test_helpers_are_identities_in_one_process():
   assert distributed.most_over_processes(4) == 4
   distributed.check_agreement("{}")  # Nothing to compare with.
   distributed.barrier("nothing to wait for")
+  calls = []
+  assert distributed.primary_first("alone", lambda primary: calls.append(
+      primary) or "result") == "result"
+  assert calls == [True]  # Once, as process 0.
