@@ -122,7 +122,7 @@ class ExportedModel:
     """Runs the network on crops.
 
     Args:
-      images: (B, R, R, 3) float32 crops in [0, 1] (`prediction.warp_crop_numpy`
+      images: (B, R, R, 3) float32 crops in [0, 1] (`prediction.warp_crop`
         makes them from an image and a box).
 
     Returns:
@@ -168,7 +168,7 @@ class ExportedPredictor(prediction.OnePersonPerImage):
       A list of `prediction.Prediction`, one per image.
     """
     batch = prediction.prepare_batch(images, boxes, self.input_size,
-                                     warp=prediction.warp_crop_numpy)
+                                     warp=prediction.warp_crop)
     if batch is None:
       return []
     outputs = self.model(batch.inputs)

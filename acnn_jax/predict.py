@@ -1,8 +1,9 @@
 """Pose estimation on one's own images, without ground-truth centre and scale.
 
 A person box (or the whole image) stands in for MPII's objpos/scale; the crop
-is warped with `geometry`, run through the shared heatmap function of
-`inference` (flip test included) and decoded back to original pixels.
+is warped (`prediction.warp_crop`, numpy: predicting imports no TensorFlow),
+run through the shared heatmap function of `inference` (flip test included)
+and decoded back to original pixels.
 
 Library use:
 
@@ -33,7 +34,6 @@ import numpy as np
 from acnn_jax import checkpoints
 from acnn_jax import cli
 from acnn_jax import errors
-from acnn_jax import geometry
 from acnn_jax import inference
 from acnn_jax import prediction
 from acnn_jax import visualize
@@ -44,19 +44,9 @@ from acnn_jax.codec import HeatmapCodec
 # pylint: disable=unused-import,g-multiple-import
 from acnn_jax.prediction import (
     Prediction, as_image, box_to_crop, check_box, check_box_in_image,
-    format_box, inside_share, load_image, parse_box, whole_image_box)
+    format_box, inside_share, load_image, parse_box, warp_crop,
+    whole_image_box)
 # pylint: enable=unused-import,g-multiple-import
-
-
-def warp_crop(image, center, scale, size) -> np.ndarray:
-  """The (size, size, 3) float32 [0, 1] network input for one crop.
-
-  Uses `geometry.warp_image` (TensorFlow, bilinear, zeros outside the image),
-  the warp training uses, with `geometry.affine_matrix`.
-  """
-  matrix = geometry.affine_matrix(center, scale, size)
-  pixels = np.asarray(image, np.float32) / 255.0
-  return np.asarray(geometry.warp_image(pixels, matrix, size), np.float32)
 
 
 class Predictor(prediction.OnePersonPerImage):
@@ -208,9 +198,6 @@ def main(argv):
         "--workdir of a training run, or one of its checkpoints).")
   predictor = Predictor.from_checkpoint(
       FLAGS.workdir, flip_test=False if FLAGS.no_flip else None)
-  # TensorFlow (the crop's warp) is first imported after this, so a
-  # checkpoint that cannot be used is refused without its 10 s import.
-  cli.hide_gpus_from_tensorflow()
   result = run(predictor, image, box, FLAGS.output, FLAGS.threshold)
   result["image"] = FLAGS.image
   # Strict JSON: NaN or Infinity would not parse (Predictor refuses them).

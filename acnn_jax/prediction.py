@@ -4,7 +4,7 @@
 exported model (jax only); both check the images and boxes, crop and warp
 them (`prepare_batch`) and hand back `Prediction`s (`to_predictions`) here,
 so the two read a box and report a pose the same way. This module imports
-neither Flax nor TensorFlow (`warp_crop_numpy` is the TensorFlow-free warp).
+neither Flax nor TensorFlow (`warp_crop` is the TensorFlow-free warp).
 """
 
 import dataclasses
@@ -160,11 +160,12 @@ def box_to_crop(box):
   return center, np.float32(side / mpii.PIXEL_STD)
 
 
-def warp_crop_numpy(image, center, scale, size) -> np.ndarray:
-  """The (size, size, 3) float32 [0, 1] network input for one crop, in numpy.
+def warp_crop(image, center, scale, size) -> np.ndarray:
+  """The (size, size, 3) float32 [0, 1] network input for one crop.
 
-  Equal to `predict.warp_crop` (TensorFlow, the warp training uses) bit for
-  bit, through `geometry.warp_image_numpy`.
+  Numpy (`geometry.warp_image_numpy`), so that predicting never pays
+  TensorFlow's seconds of import; equal bit for bit to the warp training
+  uses (`geometry.warp_image`, TensorFlow; tests/test_export.py checks it).
   """
   matrix = geometry.affine_matrix(center, scale, size)
   pixels = np.asarray(image, np.float32) / 255.0
@@ -253,7 +254,7 @@ class CropBatch(NamedTuple):
 
 
 def prepare_batch(images: Sequence, boxes: Optional[Sequence], size: int,
-                  warp: Callable = warp_crop_numpy) -> Optional[CropBatch]:
+                  warp: Callable = warp_crop) -> Optional[CropBatch]:
   """Checks images and boxes, and crops each image around its box.
 
   Args:

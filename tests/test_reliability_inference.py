@@ -90,9 +90,13 @@ def _image_file(directory, height=40, width=30):
   return path
 
 
-def _start(module, *args):
+def _start(module, *args, without=()):
+  """Starts `python -m module args` with the modules `without` unimportable."""
   env = dict(os.environ, PYTHONPATH=str(REPO))
-  return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO,
+  blocked = "".join(f"sys.modules[{name!r}] = None; " for name in without)
+  code = (f"import runpy, sys; {blocked}"
+          f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
+  return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO,
                           env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
 
@@ -115,9 +119,11 @@ def cli_runs(tiny_workdirs, tmp_path_factory):
                             f"--image={image}"),
       "predict_outside": _start("acnn_jax.predict", f"--workdir={good}",
                                 f"--image={image}", "--box=100,5,120,30"),
+      # Predicting needs no TensorFlow (nor its seconds of import).
       "predict_good": _start("acnn_jax.predict", f"--workdir={good}",
                              f"--image={image}", "--threshold=1e9",
-                             f"--output={tmp / 'pose.png'}"),
+                             f"--output={tmp / 'pose.png'}",
+                             without=("tensorflow", "tensorflow_datasets")),
       "pckh_truncated": _start("acnn_jax.pckh", f"--ground_truth={truncated}",
                                f"--predictions={truncated}"),
   }
@@ -182,9 +188,9 @@ def test_predict_prints_strict_json_and_says_when_nothing_is_drawn(cli_runs):
 
 @pytest.fixture
 def fake_predictor(tiny_workdirs, monkeypatch):
-  """A Predictor of the tiny model whose network and warp are stand-ins (the
-  warp would import TensorFlow, 10 s): fake_predictor(value, calls) has
-  heatmaps all `value` and appends each batch's size to `calls`."""
+  """A Predictor of the tiny model whose network and warp are stand-ins:
+  fake_predictor(value, calls) has heatmaps all `value` and appends each
+  batch's size to `calls`."""
   _, _, _, variables, config = tiny_workdirs
   monkeypatch.setattr(predict, "warp_crop", lambda image, center, scale, size:
                       np.zeros((size, size, 3), np.float32))
