@@ -76,6 +76,16 @@ def compilation_cache_of_the_run(tmp_path_factory):
   return folder
 
 
+def one_device_environment() -> dict:
+  """os.environ for a child process that trains: this run's XLA flags (-O0)
+  and compilation cache, but one CPU device instead of the two fake ones."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = " ".join(
+      f for f in env.get("XLA_FLAGS", "").split()
+      if "device_count" not in f) + " --xla_force_host_platform_device_count=1"
+  return env
+
+
 def _subset(tree, shapes):
   """The entries of `tree` that `shapes` (a tree of ShapeDtypeStruct) has."""
   if isinstance(shapes, dict):

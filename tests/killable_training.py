@@ -26,6 +26,7 @@ from orbax.checkpoint._src.path import atomicity
 
 from acnn_jax import checkpoints
 from acnn_jax import cli
+from acnn_jax import compilation_cache
 from acnn_jax import train
 from configs import tiny
 # pylint: enable=g-import-not-at-top,g-bad-import-order
@@ -81,6 +82,9 @@ def main():
   config = tiny.get_config(overrides.pop("phase", "a"))
   config.update(overrides)
   cli.quiet_library_logs()
+  # The test run's cache ($ACNN_COMPILATION_CACHE), as the commands use
+  # theirs: the reference and the resumed processes compile nothing again.
+  compilation_cache.enable()
   train.train_and_evaluate(config, workdir)
 
 

@@ -34,6 +34,7 @@ import jax
 import numpy as np
 
 from acnn_jax import cli
+from acnn_jax import compilation_cache
 from acnn_jax import evaluate as evaluate_lib
 from acnn_jax import parallel
 from acnn_jax import train
@@ -94,6 +95,7 @@ train_step_lib.make = recording_make
 evaluate_lib.evaluate = recording_evaluate
 
 cli.quiet_library_logs()
+compilation_cache.enable()  # The test run's, as the commands use theirs.
 logging.set_verbosity(logging.INFO)  # A failure's log shows how far it got.
 config = tiny.get_config("a")
 config.update(OVERRIDES)

@@ -24,6 +24,7 @@ from acnn_jax import optimizers
 from acnn_jax import parallel
 from acnn_jax import phases
 from acnn_jax import train_step as train_step_lib
+from conftest import one_device_environment
 from conftest import tiny_config
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "multihost_training.py")
@@ -46,11 +47,7 @@ def _start_two(argv_of, log_dir):
   """Starts two processes, argv_of(port, process id), one device each;
   their output goes to log_dir/process_<i>.log."""
   port = _free_port()
-  env = dict(os.environ)
-  # One device per process; the test process's own XLA_FLAGS say two.
-  env["XLA_FLAGS"] = " ".join(
-      f for f in env.get("XLA_FLAGS", "").split()
-      if "device_count" not in f) + " --xla_force_host_platform_device_count=1"
+  env = one_device_environment()
   os.makedirs(log_dir, exist_ok=True)
   procs = []
   for i in range(2):

@@ -20,6 +20,7 @@ from acnn_jax import errors
 from acnn_jax import saved_config
 from acnn_jax import train
 from acnn_jax import train_step
+from conftest import one_device_environment
 from conftest import saved_state
 from conftest import tiny_config
 from input_pipeline import mpii_builder
@@ -51,8 +52,8 @@ def _assert_same(a, b):
 
 def _process(workdir, overrides, kill=None):
   command = [sys.executable, DRIVER, workdir, json.dumps(overrides)]
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  return subprocess.Popen(command + list(kill or ()), env=env,
+  return subprocess.Popen(command + list(kill or ()),
+                          env=one_device_environment(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
 
