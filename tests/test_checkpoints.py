@@ -61,6 +61,13 @@ def test_saved_state_restores_exactly(tmp_path):
   np.testing.assert_array_equal(restored["params"]["stem"]["w"], 6.0)
   raw = checkpoints.restore_raw(str(tmp_path / "checkpoints"), 5)
   np.testing.assert_array_equal(raw["params"]["stem"]["w"], 5.0)
+  assert set(raw) == {"step", "params", "batch_stats", "opt_state"}
+  # Inference reads only what it needs (of what the state has).
+  part = checkpoints.restore_raw(str(tmp_path / "checkpoints"), 5,
+                                 keys=("params", "batch_stats", "absent"))
+  assert set(part) == {"params", "batch_stats"}
+  np.testing.assert_array_equal(part["params"]["stem"]["w"], 5.0)
+  np.testing.assert_array_equal(part["batch_stats"]["stem"]["mean"], 0.0)
   variables, step, _ = checkpoints.restore_variables(str(tmp_path))
   assert step == 6 and set(variables) == {"params", "batch_stats"}
 
