@@ -237,9 +237,8 @@ def restore_raw(manager_dir: str, step: int,
       two thirds of them, so inference skips it (the demo's network: 1.4 s
       instead of 3.1 s).
   """
-  handler = (ocp.StandardCheckpointHandler() if keys is None else
-             ocp.PyTreeCheckpointHandler())
-  manager = ocp.CheckpointManager(manager_dir, item_handlers=handler)
+  manager = ocp.CheckpointManager(
+      manager_dir, item_handlers=ocp.PyTreeCheckpointHandler())
   metadata = manager.item_metadata(step)
   tree = getattr(metadata, "tree", metadata)
   if keys is not None:
@@ -247,8 +246,6 @@ def restore_raw(manager_dir: str, step: int,
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree_util.tree_map(
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
-  if keys is None:
-    return manager.restore(step, args=ocp.args.StandardRestore(target))
   restore_args = jax.tree_util.tree_map(
       lambda m: ocp.ArrayRestoreArgs(sharding=device, global_shape=m.shape,
                                      dtype=m.dtype), tree)
@@ -355,7 +352,7 @@ class LoadedModel(NamedTuple):
   variables: Dict[str, Any]
   config: ml_collections.ConfigDict
   masks_to_one: bool
-  checkpoint: str = ""
+  checkpoint: str
 
   @property
   def step(self) -> int:
