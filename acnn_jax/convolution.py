@@ -56,7 +56,7 @@ def weight_gradient(x, g, kernel_shape, stride: int = 1):
           (1, stride, stride, 1))
       rows.append(jax.lax.dot_general(
           seen.reshape(n * h * w, c), outputs, (((0,), (0,)), ((), ())),
-          preferred_element_type=jnp.float32))
+          preferred_element_type=jnp.promote_types(x.dtype, jnp.float32)))
   return jnp.stack(rows).reshape(kh, kw, c, o)
 
 

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
+from acnn_jax import batch_norm
 from acnn_jax import convolution
 
 
@@ -50,12 +51,13 @@ class Block(nn.Module):
                             param_dtype=jnp.float32, name=name)
 
   def norm(self, train: bool, name=None):
-    # PyTorch/Torch7 BatchNorm defaults: momentum 0.1 (flax 0.9), eps 1e-5.
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                        epsilon=1e-5, dtype=self.dtype,
-                        param_dtype=jnp.float32,
-                        axis_name=self.bn_axis_name if train else None,
-                        name=name)
+    """Torch7's BatchNorm (`batch_norm.BatchNorm`: momentum 0.1, which is
+    flax's 0.9, eps 1e-5, unbiased running variance)."""
+    return batch_norm.BatchNorm(use_running_average=not train, momentum=0.9,
+                                epsilon=1e-5, dtype=self.dtype,
+                                param_dtype=jnp.float32,
+                                axis_name=self.bn_axis_name if train else None,
+                                name=name)
 
 
 class Residual(Block):

@@ -40,7 +40,15 @@ ATTENTION_PREFIX = "attention_"
 MASK_MODES = ("soft", "binary")
 COMBINE_MODES = ("gated", "additive")
 # Compute dtypes by their config names; parameters are always float32.
+# (`ACNN(dtype=jnp.float64)` also works, under JAX's x64 mode: the parity
+# tests compare gradients in float64.)
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def output_dtype(dtype):
+  """The dtype of the network's outputs and loss: float32, or float64 when
+  computing in float64."""
+  return jnp.promote_types(dtype, jnp.float32)
 
 
 class ACNNOutput(NamedTuple):
@@ -90,7 +98,7 @@ class AttentionHead(Block):
     logits = self.dense(
         1, name="logits", kernel_init=nn.initializers.zeros,
         bias_init=nn.initializers.constant(self.bias_init))(y)
-    mask = nn.sigmoid(logits.astype(jnp.float32))
+    mask = nn.sigmoid(logits.astype(output_dtype(self.dtype)))
     if self.mask_mode == "binary":
       mask = binarize_straight_through(mask)
     return mask
@@ -118,8 +126,9 @@ class ACNN(Block):
     mask_mode: 'soft' (sigmoid) or 'binary' (straight-through m > 0.5).
     combine: 'gated' (P_i = M H_i + (1 - M) P_{i-1}) or 'additive'
       (P_i = H_i + (1 - M) P_{i-1}, the paper's literal Eq. 4).
-    dtype: (keyword-only) compute dtype, float32 or bfloat16; parameters
-      stay float32 and outputs are float32.
+    dtype: (keyword-only) compute dtype, float32 or bfloat16 (or float64
+      under JAX's x64 mode); parameters stay float32 and outputs are
+      float32 (float64 in float64).
     bn_axis_name: (keyword-only) pmap axis name over which BatchNorm averages
       batch statistics during training (None outside pmap).
   """
@@ -201,14 +210,14 @@ class ACNN(Block):
     for i in range(self.num_stacks):
       ll, h = Stage(self.hourglass_depth, self.features, self.num_joints,
                     name=f"stage_{i}", **common)(x, train_heatmap)
-      h = h.astype(jnp.float32)
+      h = h.astype(output_dtype(self.dtype))
       if use_attention:
         m = AttentionHead(self.attention_features, self.mask_mode,
                           self.attention_bias_init,
                           name=f"{ATTENTION_PREFIX}{i}",
                           **common)(ll, train_attention)
       else:
-        m = jnp.ones(h.shape[:-1] + (1,), jnp.float32)
+        m = jnp.ones(h.shape[:-1] + (1,), h.dtype)
 
       if gate is None:
         p = h

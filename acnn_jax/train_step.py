@@ -40,9 +40,11 @@ def heatmap_loss(predictions, targets, weights):
     weights: (B, K), 0 for joints not annotated or outside the crop.
 
   Returns:
-    (total loss, (S,) per-stage losses), float32.
+    (total loss, (S,) per-stage losses), float32 (float64 for float64
+    predictions).
   """
-  diff = predictions.astype(jnp.float32) - targets[None]
+  predictions = predictions.astype(models.output_dtype(predictions.dtype))
+  diff = predictions - targets[None]
   weighted = diff * diff * weights[None, :, None, None, :]
   per_stage = jnp.mean(weighted, axis=(1, 2, 3, 4))
   return jnp.sum(per_stage), per_stage
@@ -58,7 +60,8 @@ def mask_prior(masks, weight):
   """
   if masks.shape[0] < 2 or not weight:
     return jnp.zeros((), jnp.float32)
-  return weight * jnp.mean(masks[:-1].astype(jnp.float32))
+  masks = masks[:-1].astype(models.output_dtype(masks.dtype))
+  return weight * jnp.mean(masks)
 
 
 def _task_norms(grads) -> Dict[str, jax.Array]:

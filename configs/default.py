@@ -72,7 +72,7 @@ def get_config():
   config.optimizer = "rmsprop"  # 'rmsprop' (the paper's) or 'adam'.
   config.learning_rate = 5e-4
   config.rmsprop_decay = 0.99  # RMSProp's alpha.
-  config.rmsprop_eps = 1e-8
+  config.rmsprop_eps = 1e-8  # Added outside the root, as Torch7 and PyTorch do.
   config.num_epochs = 200  # May be fractional.
   config.lr_boundaries = (120, 170)  # Epochs at which lr *= lr_decay.
   config.lr_decay = 0.1

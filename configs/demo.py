@@ -7,10 +7,10 @@ prints their PCKh tables. One phase by hand:
   python -m acnn_jax.main --config=configs/demo.py:b --workdir=runs/demo
   python -m acnn_jax.main --config=configs/demo.py:c --workdir=runs/demo
 
-Unlike the paper's recipe (configs/phase_*.py) the demo uses Adam: in 300
-steps of this small network RMSProp at 1e-3 stayed on the all-zero-heatmap
-plateau (loss 0.0058, the zero prediction's is 0.0062) while Adam at 2.5e-3
-reached 0.0035.
+Unlike the paper's recipe (configs/phase_*.py) the demo uses Adam: it
+trains this small network faster than the paper's RMSProp (Torch7's, eps
+outside the root) at any rate tried, in 300 steps and in the demo's 1500
+(docs/measurements.md, "The demo's optimizer").
 
 Phases B and C add the prior that rewards discarding (attention_sparsity),
 and B learns at 1e-2: with the paper's loss alone (sparsity 0) at 1e-3 the

@@ -7,8 +7,8 @@ has no circle:
   0  errors, cli, mpii, geometry, codec, parallel, finite,   (facts, helpers)
      json_files, compilation_cache, distributed, configs
   1  input_pipeline                                          (files -> batches)
-  2  convolution, hourglass, models, phases, optimizers,     (the network)
-     configuration
+  2  batch_norm, convolution, hourglass, models, phases,    (the network)
+     optimizers, configuration
   3  checkpoints, saved_config, train_step
   4  inference
   5  pckh, mask_stats, evaluate, visualize, plots,
@@ -38,7 +38,8 @@ LAYERS = (
      "acnn_jax.json_files", "acnn_jax.compilation_cache",
      "acnn_jax.distributed", "configs"),
     ("input_pipeline",),
-    ("acnn_jax.convolution", "acnn_jax.hourglass", "acnn_jax.models",
+    ("acnn_jax.batch_norm", "acnn_jax.convolution", "acnn_jax.hourglass",
+     "acnn_jax.models",
      "acnn_jax.phases", "acnn_jax.optimizers", "acnn_jax.configuration"),
     ("acnn_jax.checkpoints", "acnn_jax.saved_config", "acnn_jax.train_step"),
     ("acnn_jax.inference",),
