@@ -59,7 +59,12 @@ class BatchNorm(nn.Module):
       mean, var = running_mean.value, running_var.value
     else:
       stats = x.astype(jnp.promote_types(self.dtype, jnp.float32))
-      mean, mean_square = stats.mean(axes), (stats * stats).mean(axes)
+      # As flax's BatchNorm writes it: lax.square (its gradient is one
+      # product, stats * stats's two and a sum), squared before either mean
+      # is taken. In the other order XLA:CPU ran the paper's train step 1.4x
+      # slower, from the same operations.
+      square = jax.lax.square(stats)
+      mean, mean_square = stats.mean(axes), square.mean(axes)
       count = math.prod(x.shape[:-1])
       # Initialisation runs outside pmap, where the axis does not exist.
       distributed = self.axis_name is not None and not self.is_initializing()
@@ -68,7 +73,7 @@ class BatchNorm(nn.Module):
         count = count * jax.lax.psum(1, self.axis_name)
       # E[x^2] - E[x]^2 in one pass, as flax computes it; rounding can make
       # it slightly negative.
-      var = jnp.maximum(0.0, mean_square - mean * mean)
+      var = jnp.maximum(0.0, mean_square - jax.lax.square(mean))
       if not self.is_initializing():
         unbiased = var * (count / jnp.maximum(count - 1, 1))
         running_mean.value = (self.momentum * running_mean.value +
