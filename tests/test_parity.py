@@ -33,6 +33,7 @@ import os
 import pathlib
 import types
 
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,15 +62,11 @@ def _fixture():
 
 def _tree(prefix):
   """The nested dict of the fixture's arrays under `prefix/`."""
-  tree = {}
-  for key, value in _fixture()[1].items():
-    if key.startswith(prefix + "/"):
-      node = tree
-      *path, leaf = key[len(prefix) + 1:].split("/")
-      for name in path:
-        node = node.setdefault(name, {})
-      node[leaf] = jnp.asarray(value)
-  return tree
+  start = len(prefix) + 1
+  return traverse_util.unflatten_dict(
+      {key[start:]: jnp.asarray(value)
+       for key, value in _fixture()[1].items()
+       if key.startswith(prefix + "/")}, sep="/")
 
 
 def _variables(dtype=jnp.float32):

@@ -1,4 +1,4 @@
-"""acnn-jax variables <-> the PyTorch reference's state, by an explicit name map.
+"""acnn-jax variables <-> the PyTorch reference's state, by explicit names.
 
 The map is written out module by module (`name_map`), from the two
 networks' definitions: acnn-jax's Flax tree (`params` and `batch_stats`,
@@ -15,6 +15,7 @@ scale/bias/mean/var are weight/bias/running_mean/running_var.
 
 from typing import Dict, Iterator, List, NamedTuple, Tuple
 
+from flax import traverse_util
 import numpy as np
 
 CONV, DENSE, NORM = "conv", "dense", "norm"
@@ -91,27 +92,6 @@ def name_map(num_stacks: int, hourglass_depth: int) -> List[Entry]:
   return entries
 
 
-def flatten(tree, prefix=()) -> Dict[Tuple[str, ...], np.ndarray]:
-  """{path: array} of a nested dict."""
-  if isinstance(tree, dict) or hasattr(tree, "items"):
-    flat = {}
-    for key, value in tree.items():
-      flat.update(flatten(value, prefix + (str(key),)))
-    return flat
-  return {prefix: np.asarray(tree)}
-
-
-def unflatten(flat: Dict[Tuple[str, ...], np.ndarray]) -> dict:
-  """The nested dict of `flatten`'s {path: array}."""
-  tree = {}
-  for path, value in flat.items():
-    node = tree
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = value
-  return tree
-
-
 def to_torch_layout(value: np.ndarray, layout: str) -> np.ndarray:
   if layout == CONV:
     return np.transpose(value, (3, 2, 0, 1))
@@ -142,9 +122,8 @@ def to_torch(variables, entries: List[Entry], torch_shapes: Dict[str, tuple]
     ValueError: a tensor of either side is unused, used twice or of another
       shape than its counterpart.
   """
-  flax_leaves = {(collection,) + path: value
-                 for collection in ("params", "batch_stats")
-                 for path, value in flatten(variables[collection]).items()}
+  flax_leaves = traverse_util.flatten_dict(
+      {c: variables[c] for c in ("params", "batch_stats")})
   state, used = {}, set()
   for entry in entries:
     key = (entry.collection,) + entry.flax_path
@@ -154,7 +133,7 @@ def to_torch(variables, entries: List[Entry], torch_shapes: Dict[str, tuple]
     if key in used or entry.torch_name in state:
       raise ValueError(f"{'/'.join(key)} or {entry.torch_name} mapped twice.")
     used.add(key)
-    value = to_torch_layout(flax_leaves[key], entry.layout)
+    value = to_torch_layout(np.asarray(flax_leaves[key]), entry.layout)
     if entry.torch_name not in torch_shapes:
       raise ValueError(f"{entry.torch_name} is not in the PyTorch model.")
     if tuple(value.shape) != tuple(torch_shapes[entry.torch_name]):
@@ -180,4 +159,4 @@ def to_flax(tensors: Dict[str, np.ndarray], entries: List[Entry],
     if entry.collection == collection and entry.torch_name in tensors:
       flat[entry.flax_path] = to_flax_layout(
           np.asarray(tensors[entry.torch_name]), entry.layout)
-  return unflatten(flat)
+  return traverse_util.unflatten_dict(flat)

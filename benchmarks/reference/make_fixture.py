@@ -39,6 +39,7 @@ import json
 import os
 import sys
 
+from flax import traverse_util
 import numpy as np
 import torch
 
@@ -81,8 +82,8 @@ def randomised_variables(fields, input_size, seed):
       np.asarray, models.init_variables(model, jax.random.PRNGKey(seed),
                                         input_size))
   rng = np.random.default_rng(seed)
-  flat = {(c,) + p: v for c in ("params", "batch_stats")
-          for p, v in convert.flatten(variables[c]).items()}
+  # Paths start with the collection ('params' or 'batch_stats').
+  flat = traverse_util.flatten_dict(variables)
   for path, value in flat.items():
     name, layer, shape = path[-1], path[-2], value.shape
     if name == "scale":
@@ -97,9 +98,7 @@ def randomised_variables(fields, input_size, seed):
       # Heatmaps of the targets' size (about 0.3 for these inputs).
       value = rng.normal(0.0, 0.3 / np.sqrt(shape[0]), shape)
     flat[path] = np.asarray(value, np.float32)
-  return {c: convert.unflatten({p[1:]: v for p, v in flat.items()
-                                if p[0] == c})
-          for c in ("params", "batch_stats")}
+  return traverse_util.unflatten_dict(flat)
 
 
 def calibrate_statistics(fields, variables, batches, seed):
@@ -123,7 +122,7 @@ def calibrate_statistics(fields, variables, batches, seed):
     for index in range(len(batches["image"])):
       model(_inputs(batches, index, torch.float64)[0])
   rng = np.random.default_rng(seed + 2)
-  flat = convert.flatten(_statistics(model, entries))
+  flat = traverse_util.flatten_dict(_statistics(model, entries))
   for path in list(flat):
     if path[-1] == "mean":
       std = np.sqrt(flat[path[:-1] + ("var",)])
@@ -132,7 +131,7 @@ def calibrate_statistics(fields, variables, batches, seed):
     if path[-1] == "var":
       flat[path] = flat[path] * rng.uniform(0.8, 1.25, flat[path].shape)
   return {"params": variables["params"],
-          "batch_stats": convert.unflatten(
+          "batch_stats": traverse_util.unflatten_dict(
               {p: np.asarray(v, np.float32) for p, v in flat.items()})}
 
 
@@ -193,8 +192,8 @@ def _statistics(model, entries):
 
 
 def _put(fixture, prefix, tree):
-  for path, value in convert.flatten(tree).items():
-    fixture["/".join((prefix,) + path)] = np.asarray(value)
+  for path, value in traverse_util.flatten_dict(tree, sep="/").items():
+    fixture[f"{prefix}/{path}"] = np.asarray(value)
 
 
 def forward(fields, variables, batches, fixture):
