@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one front door of acnn-jax. Usage:
 #   ./launch.sh setup                      make .venv and install the project
-#   ./launch.sh test [pytest args]         setup if needed, run the test suite
-#                                          (-m "not slow": the quick part)
+#   ./launch.sh test [pytest args]         setup if needed, run the quick tests
+#                                          (every test not marked slow)
+#   ./launch.sh test --all [pytest args]   the same, with the slow tests (CI)
 #   ./launch.sh demo [WORKDIR]             setup if needed, run the built-in demo
 #                                          (WORKDIR default: runs/demo)
 #   ./launch.sh train CONFIG WORKDIR [--config.field=value ...]   one phase
@@ -107,11 +108,15 @@ case "$cmd" in
   setup) setup ;;
   test)
     ensure_setup
+    # The quick tier leaves out the tests marked slow (training runs,
+    # subprocesses that load JAX or TensorFlow, the notebook, the full-size
+    # network); --all keeps them. A -m of the user's comes later and wins.
     # Test files named from another directory (e.g. from tests/:
     # ../launch.sh test test_pckh.py) are found there.
     # Naming test files runs those; naming none runs tests/.
-    ARGS=() where=tests
+    ARGS=() where=tests tier=(-m "not slow")
     for arg in "$@"; do
+      if [ "$arg" = --all ]; then tier=(); continue; fi
       if [ "${arg#-}" = "$arg" ] && [ -e "$(user_path "${arg%%::*}")" ]; then
         arg=$(user_path "$arg") where=
       fi
@@ -120,7 +125,8 @@ case "$cmd" in
     # Two workers fill the two cores of a CI machine; fake CPU devices are set
     # in tests/conftest.py. loadgroup keeps the tests that share the trained
     # workdir fixture on one worker, so it is trained once.
-    py -m pytest $where -n 2 --dist loadgroup -q ${ARGS[@]+"${ARGS[@]}"} ;;
+    py -m pytest $where -n 2 --dist loadgroup -q ${tier[@]+"${tier[@]}"} \
+      ${ARGS[@]+"${ARGS[@]}"} ;;
   demo)
     ensure_setup
     # An optional first word that is not a flag is the workdir.
@@ -149,6 +155,6 @@ case "$cmd" in
       py -m acnn_jax.main --config="$REPO/configs/phase_$phase.py" \
         --workdir="$workdir" ${ARGS[@]+"${ARGS[@]}"}
     done ;;
-  help|-h|--help) sed -n '2,15p' "$REPO/$(basename "${BASH_SOURCE[0]}")" ;;
+  help|-h|--help) sed -n '2,16p' "$REPO/$(basename "${BASH_SOURCE[0]}")" ;;
   *) die "unknown command '$cmd'; run './launch.sh help'." ;;
 esac

@@ -11,6 +11,13 @@ pixel indices (see `geometry`): pixel (i, j) has its centre at x = j, y = i.
   heatmap, moved a quarter pixel towards the higher neighbour in x and in y
   when not on the border (Newell / pose-hg-train), and the peak value as the
   joint's confidence.
+* to_crop / decode_to_crop: heatmap pixels -> pixels of the network's input
+  crop. Heatmap pixel j summarises the `stride` x `stride` block of input
+  pixels stride * j .. stride * j + stride - 1, so its centre is input pixel
+  stride * j + (stride - 1) / 2 (4j + 1.5 for the hourglass). This is the
+  only place that step is written: evaluation's pictures, `predict`'s
+  exported function and its outputs all go through it. (To original-image
+  pixels, `geometry.crop_to_original` inverts the crop instead.)
 """
 
 import dataclasses
@@ -24,7 +31,8 @@ class HeatmapCodec:
 
   Attributes:
     input_size: side of the network input (a multiple of `stride`).
-    sigma: Gaussian standard deviation in heatmap pixels (ACNN.md: 1).
+    sigma: Gaussian standard deviation in heatmap pixels (1 in
+      docs/design.md section 3).
     stride: input pixels per heatmap pixel (4 for the hourglass).
   """
   input_size: int = 256
@@ -96,3 +104,30 @@ class HeatmapCodec:
                         0.25 * jnp.sign(value(0, 1) - value(0, -1)), 0.0)
     coords = jnp.stack([x + shift_x, y + shift_y], axis=-1).astype(jnp.float32)
     return coords, maxvals
+
+  def to_crop(self, coords):
+    """Heatmap pixels -> input-crop pixels (jittable).
+
+    Args:
+      coords: (..., 2) (x, y) in heatmap pixels (`decode`'s coords).
+
+    Returns:
+      (..., 2) float32 (x, y) in input-crop pixels: stride * c +
+      (stride - 1) / 2, exact in float32 for decoded (quarter-pixel) coords.
+    """
+    coords = jnp.asarray(coords, jnp.float32)
+    return coords * self.stride + (self.stride - 1) / 2.0
+
+  def decode_to_crop(self, heatmaps):
+    """`decode`, with the joints in input-crop pixels (jittable).
+
+    Args:
+      heatmaps: (..., h, w, K) heatmaps of crops of side `input_size`.
+
+    Returns:
+      coords: (..., K, 2) float32 (x, y) in input-crop pixels (0-based pixel
+        centres).
+      maxvals: (..., K) float32 peak values.
+    """
+    coords, maxvals = self.decode(heatmaps)
+    return self.to_crop(coords), maxvals

@@ -1,10 +1,9 @@
 """JAX's persistent compilation cache: a second run loads its executables.
 
-Compiling the paper's train step takes about 30 s on a CPU (and tens of
-seconds on a GPU or TPU); with the cache on, a second run of the same
-command (same network, batch, phase, JAX version and machine) reads the
-compiled program from disk instead. Every command turns it on (`cli.run`)
-in the user's cache folder:
+Compiling the paper's train step takes tens of seconds on any platform;
+with the cache on, a second run of the same command (same network, batch,
+phase, JAX version and machine) reads the compiled program from disk
+instead. Every command turns it on (`cli.run`) in the user's cache folder:
 
   $ACNN_COMPILATION_CACHE        if set: a folder, or 'off' to disable it
   $XDG_CACHE_HOME/acnn_jax/xla   else (~/.cache/acnn_jax/xla)

@@ -10,14 +10,15 @@ each process feeds its own devices a disjoint share of the data
 touches JAX's devices. It starts it
 
 * from the command's flags (`--coordinator_address`, `--num_processes`,
-  `--process_id`), or JAX's own environment variables
-  (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID), e.g. for
-  two GPU nodes;
-* on clusters JAX recognises by themselves (SLURM with several tasks, Open
-  MPI's mpirun, a TPU slice whose TPU_WORKER_HOSTNAMES names several
-  hosts), with JAX's auto-detection (on Cloud TPU pod slices the TPU
-  runtime connects the hosts even without it);
-* not at all otherwise: one process, as on a laptop or a Colab runtime.
+  `--process_id`), or the environment variables JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES and JAX_PROCESS_ID, e.g. for two GPU nodes;
+* on the clusters `jax.distributed.initialize()` detects by itself (in JAX
+  0.10: SLURM, Open MPI's mpirun, Cloud TPU pod slices on GCE or GKE, and
+  Kubernetes jobs with the `kubernetes` package), when the cluster JAX finds
+  runs several processes: JAX then chooses the coordinator, the process
+  count and this process's index;
+* not at all otherwise: one process, as on a laptop, a Colab runtime, a
+  SLURM step of one task or a single-host TPU VM.
 
 On CPU the processes talk over gloo (TCP), which is how the tests run two
 real processes on one machine.
@@ -29,6 +30,9 @@ from typing import Callable, Optional, TypeVar
 
 from absl import logging
 import jax
+# JAX's own cluster detection, the one `jax.distributed.initialize()` uses:
+# it has no public API that says whether it finds a cluster.
+from jax._src import clusters
 from jax.experimental import multihost_utils
 import numpy as np
 
@@ -36,7 +40,7 @@ from acnn_jax import errors
 
 T = TypeVar("T")
 
-# JAX's own variables for an explicit set-up.
+# The variables of an explicit set-up (JAX reads only the first itself).
 _ENVIRONMENT = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES",
                 "JAX_PROCESS_ID")
 
@@ -45,21 +49,30 @@ class DistributedError(errors.UserError):
   """The processes of a multi-host run cannot start or disagree."""
 
 
-def _cluster_detected() -> Optional[str]:
-  """The name of a multi-process cluster JAX can set itself up on, if any.
+def _cluster() -> Optional[str]:
+  """The name of the cluster `jax.distributed.initialize()` would set itself
+  up on, when that cluster runs several processes; None otherwise.
 
-  Only clusters that run several processes of this job count: a SLURM job
-  step of one task, or a single-host TPU VM, is one process and needs no
-  runtime.
+  JAX's own choice (its first cluster environment that is present, opt-in
+  ones left out), asked without starting anything: one process, such as a
+  SLURM step of one task, needs no runtime.
+
+  Raises:
+    DistributedError: JAX finds a cluster but cannot count its processes.
   """
-  env = os.environ
-  if int(env.get("SLURM_NTASKS", env.get("SLURM_STEP_NUM_TASKS", "1"))) > 1:
-    return "SLURM"
-  if int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1:
-    return "Open MPI"
-  hosts = env.get("TPU_WORKER_HOSTNAMES", "")
-  if len([h for h in hosts.split(",") if h]) > 1:
-    return "Cloud TPU pod slice"
+  # pylint: disable-next=protected-access
+  for env in clusters.ClusterEnv._cluster_types:
+    if env.opt_in_only_method or not env.is_env_present():
+      continue
+    name = env.name or env.__name__
+    try:
+      count = env.get_process_count()
+    except Exception as error:  # pylint: disable=broad-except
+      raise DistributedError(
+          f"JAX detects a {name} cluster but cannot count its processes "
+          f"({type(error).__name__}: {error}). Pass --coordinator_address, "
+          "--num_processes and --process_id.") from error
+    return name if count > 1 else None
   return None
 
 
@@ -102,7 +115,7 @@ def initialize(coordinator_address: Optional[str] = None,
   explicit = (coordinator_address is not None or num_processes is not None or
               process_id is not None or
               any(name in os.environ for name in _ENVIRONMENT))
-  cluster = None if explicit else _cluster_detected()
+  cluster = None if explicit else _cluster()
   if not explicit and cluster is None:
     return False
   if explicit:
@@ -131,8 +144,9 @@ def initialize(coordinator_address: Optional[str] = None,
   # backend exists beside GPUs and TPUs too, where this changes nothing).
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   logging.info("Starting JAX's distributed runtime (%s).",
-               cluster or f"process {process_id} of {num_processes}, "
-               f"coordinator {coordinator_address}")
+               f"{cluster} cluster, detected by JAX" if cluster else
+               f"process {process_id} of {num_processes}, coordinator "
+               f"{coordinator_address}")
   try:
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes,

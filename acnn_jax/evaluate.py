@@ -3,7 +3,7 @@
 Predictions go through `inference.make_predict_fn` (flip test on by default)
 and `inference.decode_to_original` (argmax + quarter offset, inverse crop
 transform), the same code `predict.Predictor` uses, and are scored with
-`pckh.pckh_table` (ACNN.md section 4).
+`pckh.pckh_table` (docs/design.md section 4).
 
 Command line: evaluate the best (else latest) checkpoint of a workdir:
 
@@ -32,7 +32,7 @@ from acnn_jax import cli
 from acnn_jax import codec as codec_lib
 from acnn_jax import configuration
 from acnn_jax import distributed
-from acnn_jax import json_files
+from acnn_jax import errors
 from acnn_jax import geometry
 from acnn_jax import inference
 from acnn_jax import mask_stats
@@ -94,13 +94,12 @@ def _pictures(predict_fn, codec, variables, batch, count):
     return []
   images = batch["image"][:count]
   out = jax.device_get(predict_fn(variables, images))
-  crop_coords, confidences = jax.device_get(codec.decode(out["heatmaps"]))
+  crop_points, confidences = jax.device_get(
+      codec.decode_to_crop(out["heatmaps"]))
   rows = []
   for i in range(count):
-    # Heatmap pixel j is input-crop pixel stride * j + (stride - 1) / 2.
-    crop_points = crop_coords[i] * codec.stride + (codec.stride - 1) / 2
     rows.append(visualize.attention_figure(
-        images[i], out["masks"][:, i], crop_points, confidences[i],
+        images[i], out["masks"][:, i], crop_points[i], confidences[i],
         threshold=None, title=f"person {i}"))
   return [visualize.attention_grid(rows)]
 
@@ -211,7 +210,7 @@ def read_history(path: str) -> List[Dict[str, Any]]:
   """The evaluation records of `append_history`, oldest first ([] if none)."""
   if not os.path.exists(path):
     return []
-  return json_files.read(
+  return errors.read_json(
       path, list, "the list of this phase's evaluations (for the plots)",
       "Move it aside to start a new one.")
 

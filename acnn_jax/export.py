@@ -11,7 +11,8 @@ folder:
   acnn.jax_export  the network with its weights, the flip test (the config's
                    flip_test unless --no_flip) and the decoding, serialized
                    by `jax.export` with a symbolic batch size: load it with
-                   `exported.ExportedModel` (jax and numpy only) or
+                   `predict.ExportedModel` or `predict.ExportedPredictor`
+                   (jax and numpy only) or
                    `jax.export.deserialize(blob).call(crops)`;
   saved_model/     the same function through jax2tf, weights as variables,
                    signature `serving_default` (`images` float32
@@ -21,10 +22,11 @@ folder:
 
 Both take (B, R, R, 3) float32 RGB crops in [0, 1] (R = the config's
 input_size) and return `keypoints` (B, K, 2) x, y in crop pixels (0-based pixel
-centres, `geometry.heatmap_to_crop`), `confidences` (B, K), `heatmaps`
-(B, h, w, K) and every stage's attention mask `masks` (B, S, h, w). The
-function is `inference.make_predict_fn` and `codec.HeatmapCodec.decode`, what
-evaluation and `Predictor` run, so an export cannot disagree with them.
+centres, `codec.HeatmapCodec.decode_to_crop`), `confidences` (B, K),
+`heatmaps` (B, h, w, K) and every stage's attention mask `masks` (B, S, h, w).
+The function is `inference.make_predict_fn` and the codec's decoding, what
+evaluation and `predict.Predictor` run, so an export cannot disagree with
+them.
 
 The folder is written under a temporary name beside --output and renamed at
 the end, so a failed export leaves nothing half-written; nothing that exists
@@ -51,11 +53,10 @@ import acnn_jax
 from acnn_jax import checkpoints
 from acnn_jax import cli
 from acnn_jax import errors
-from acnn_jax import exported
-from acnn_jax import geometry
 from acnn_jax import inference
 from acnn_jax import mpii
 from acnn_jax import phases
+from acnn_jax import predict
 from acnn_jax.codec import HeatmapCodec
 
 FORMATS = ("jax", "saved_model")
@@ -65,6 +66,19 @@ FORMATS = ("jax", "saved_model")
 DEFAULT_PLATFORMS = ("cpu", "cuda")
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 SIGNATURE = "serving_default"
+# Where the SavedModel goes in an export folder (beside
+# `predict.ARTIFACT_FILE` and `predict.METADATA_FILE`).
+SAVED_MODEL_DIR = "saved_model"
+
+
+def output_shapes(input_size: int, num_joints: int, num_stacks: int,
+                  stride: int = 4) -> Dict[str, list]:
+  """The outputs' shapes, "batch" standing for the symbolic batch size."""
+  size = input_size // stride
+  return dict(keypoints=["batch", num_joints, 2],
+              confidences=["batch", num_joints],
+              heatmaps=["batch", size, size, num_joints],
+              masks=["batch", num_stacks, size, size])
 
 
 class ExportResult(NamedTuple):
@@ -105,9 +119,7 @@ def make_serving_fn(model, input_size: int, flip_test: bool = True,
   def serve(variables, images):
     outputs = predict(variables, images)
     heatmaps = outputs["heatmaps"]
-    coords, confidences = codec.decode(heatmaps)
-    keypoints = geometry.heatmap_to_crop(coords, input_size,
-                                         codec.heatmap_size, xp=jnp)
+    keypoints, confidences = codec.decode_to_crop(heatmaps)
     return dict(keypoints=keypoints, confidences=confidences,
                 heatmaps=heatmaps,
                 masks=jnp.moveaxis(outputs["masks"][..., 0], 0, 1))
@@ -225,18 +237,18 @@ def export_variables(model, variables, output_dir: str, input_size: int,
     files = {}
     if "jax" in formats:
       blob = export_jax(serve, variables, input_size, platforms)
-      with open(os.path.join(partial, exported.ARTIFACT_FILE), "wb") as f:
+      with open(os.path.join(partial, predict.ARTIFACT_FILE), "wb") as f:
         f.write(blob)
-      files["jax"] = exported.ARTIFACT_FILE
+      files["jax"] = predict.ARTIFACT_FILE
     if "saved_model" in formats:
       export_saved_model(serve, variables, input_size,
-                         os.path.join(partial, exported.SAVED_MODEL_DIR),
+                         os.path.join(partial, SAVED_MODEL_DIR),
                          platforms)
-      files["saved_model"] = exported.SAVED_MODEL_DIR
+      files["saved_model"] = SAVED_MODEL_DIR
     metadata = _metadata(model, input_size, flip_test, flip_shift,
                          masks_to_one, files, platforms, source or {})
-    files["metadata"] = exported.METADATA_FILE
-    with open(os.path.join(partial, exported.METADATA_FILE), "w") as f:
+    files["metadata"] = predict.METADATA_FILE
+    with open(os.path.join(partial, predict.METADATA_FILE), "w") as f:
       f.write(_to_json(metadata))
     _check_output(output_dir)  # Still free after the minutes of export?
     os.replace(partial, output_dir)  # Takes the place of an empty folder.
@@ -254,15 +266,14 @@ def _metadata(model, input_size, flip_test, flip_shift, masks_to_one, files,
   """export.json: what a caller needs to feed the export and read it."""
   num_joints, num_stacks = model.num_joints, model.num_stacks
   return dict(
-      format_version=exported.FORMAT_VERSION,
+      format_version=predict.FORMAT_VERSION,
       model="ACNN (stacked hourglass with attention masks), MPII joints",
       files=files,
       inputs=dict(images=dict(
           shape=["batch", input_size, input_size, 3], dtype="float32",
           meaning="RGB person crops scaled to [0, 1]")),
       outputs={name: dict(shape=shape, dtype="float32") for name, shape in
-               exported.output_shapes(input_size, num_joints,
-                                      num_stacks).items()},
+               output_shapes(input_size, num_joints, num_stacks).items()},
       keypoints_frame=("x, y in crop pixels; pixel (i, j) has its centre at "
                        "x = j, y = i"),
       signature=SIGNATURE if "saved_model" in files else None,

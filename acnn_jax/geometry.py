@@ -2,7 +2,7 @@
 
 One matrix per sample carries the crop, the scale and rotation augmentation and
 the horizontal flip, so the image and its joints are moved by the same map and
-the image is resampled once (ACNN.md section 3).
+the image is resampled once (docs/design.md section 3).
 
 Conventions:
   * Coordinates are 0-based pixel indices: pixel (i, j) has its centre at
@@ -94,48 +94,27 @@ def apply_affine(matrix, points, xp=np):
   return xp.matmul(points, xp.transpose(matrix[:, :2])) + matrix[:, 2]
 
 
-def heatmap_to_original(points, center, scale, heatmap_size, rotation=0.0,
-                        flip=False, xp=np):
-  """Maps heatmap-pixel coordinates back to original-image pixels.
+def crop_to_original(points, center, scale, size, rotation=0.0, flip=False,
+                     xp=np):
+  """Maps points of a crop back to original-image pixels.
 
-  Evaluation and prediction decode joints through this (with `xp=jnp`, inside
-  jit), so there is one inverse of the crop.
+  The inverse of `affine_matrix`: with `size` the heatmap's side it takes
+  decoded heatmap coordinates to the image (evaluation and `predict.Predictor`,
+  with `xp=jnp` inside jit), with the input size it takes input-crop pixels
+  there (`predict.ExportedPredictor`); there is one inverse of the crop.
 
   Args:
-    points: (..., K, 2) coordinates on the heatmap grid.
+    points: (..., K, 2) coordinates on the crop's pixel grid.
     center, scale: the crop's centre and scale (after `mpii_crop`).
-    heatmap_size: side of the heatmap.
+    size: side of the crop (`out_size` of its `affine_matrix`).
     rotation, flip: the crop's rotation and flip, if any.
     xp: array namespace (numpy or jax.numpy).
 
   Returns:
     (..., K, 2) float32 coordinates in the original image (0-based).
   """
-  matrix = affine_matrix(center, scale, heatmap_size, rotation, flip, xp=xp)
+  matrix = affine_matrix(center, scale, size, rotation, flip, xp=xp)
   return apply_affine(invert_affine(matrix, xp=xp), points, xp=xp)
-
-
-def heatmap_to_crop(points, input_size, heatmap_size, xp=np):
-  """Maps heatmap-pixel coordinates to pixels of the network's input crop.
-
-  `heatmap_to_original` with the crop as the original image: a crop centred
-  on its own middle, (input_size - 1) / 2, with scale input_size / 200 maps
-  the crop onto itself, so the same inverse serves exported models, whose
-  callers know only the crop (stride 4: heatmap pixel j -> crop pixel
-  4j + 1.5).
-
-  Args:
-    points: (..., K, 2) coordinates on the heatmap grid.
-    input_size: side of the network input.
-    heatmap_size: side of the heatmap.
-    xp: array namespace (numpy or jax.numpy).
-
-  Returns:
-    (..., K, 2) float32 coordinates in input-crop pixels (0-based).
-  """
-  middle = (input_size - 1) / 2.0
-  return heatmap_to_original(points, xp.asarray([middle, middle]),
-                             input_size / mpii.PIXEL_STD, heatmap_size, xp=xp)
 
 
 def warp_image(image, matrix, out_size):
@@ -149,7 +128,7 @@ def warp_image(image, matrix, out_size):
   Returns:
     (out_size, out_size, C) float32 tensor; pixels outside the image are 0.
   """
-  # Imported here so that decoding (`heatmap_to_original`, used by
+  # Imported here so that decoding (`crop_to_original`, used by
   # `acnn_jax.inference`) works in research code without TensorFlow.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tnp = tf.experimental.numpy

@@ -3,7 +3,8 @@
 Evaluation (PCKh on MPII) and prediction on one's own images both go through
 `make_predict_fn` (crops -> final heatmaps, with the flip test) and
 `decode_to_original` (heatmaps -> joints in original-image pixels), so the two
-can never disagree about the flip test or the decoding (ACNN.md section 4).
+can never disagree about the flip test or the decoding (docs/design.md
+section 4).
 
 Flip test: the image and its mirror run as one batch of 2B; the mirror's
 heatmaps are flipped back along x, their left/right joints swapped
@@ -81,7 +82,8 @@ def make_predict_fn(model, flip_test=True, flip_shift=False,
   Args:
     model: an `models.ACNN` (anything with `apply(variables, images,
       train=False, masks_to_one=...)` returning an `ACNNOutput`).
-    flip_test: average with the mirrored image's heatmaps (ACNN.md section 4).
+    flip_test: average with the mirrored image's heatmaps (docs/design.md
+      section 4).
     flip_shift: shift the flipped-back heatmaps one pixel right (HRNet/mmpose);
       ignored without `flip_test`.
     masks_to_one: run the network as the plain stacked hourglass (phase A
@@ -149,6 +151,6 @@ def decode_to_original(codec, heatmaps, centers, scales):
   coords, confidences = codec.decode(heatmaps)
   centers = jnp.asarray(centers, jnp.float32).reshape(-1, 2)
   scales = jnp.asarray(scales, jnp.float32).reshape(-1)
-  to_original = functools.partial(geometry.heatmap_to_original,
-                                  heatmap_size=size, xp=jnp)
+  to_original = functools.partial(geometry.crop_to_original, size=size,
+                                  xp=jnp)
   return jax.vmap(to_original)(coords, centers, scales), confidences

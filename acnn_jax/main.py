@@ -30,7 +30,7 @@ def define_flags():
   flags.DEFINE_string(
       "coordinator_address", None, "Multi-host runs: host:port of process "
       "0, the same on every process (default: $JAX_COORDINATOR_ADDRESS, or "
-      "detected on TPU pods and SLURM).")
+      "detected by JAX on SLURM, Open MPI and TPU pods).")
   flags.DEFINE_integer("num_processes", None, "Multi-host runs: how many "
                        "processes (default: $JAX_NUM_PROCESSES, or detected).")
   flags.DEFINE_integer("process_id", None, "Multi-host runs: this process's "

@@ -1,7 +1,7 @@
 """ACNN: a stacked hourglass whose every stage also predicts an attention mask.
 
 The network follows Newell et al. 2016 (pose-hg-train) with ACNN's additions
-(arXiv 1809.08371); `../shared/docs/ACNN.md` section 1 is the specification.
+(arXiv 1809.08371); docs/design.md section 1 is the specification.
 
 Stage i (1-based) maps its input features X_i to heatmaps H_i and, through the
 attention head f_c, to a one-channel mask M_i in [0, 1]:
@@ -291,8 +291,8 @@ def variable_shapes(model: ACNN, image_size, batch_size: int = 1):
 
 
 def init_variables(model: ACNN, rng, image_size, batch_size: int = 1):
-  """Initialises all variables under `jax.jit` (eager init of the full net
-  takes about 15 s on a 2-core CPU).
+  """Initialises all variables under `jax.jit` (one compiled program instead
+  of one eager dispatch per layer).
 
   Args:
     model: the module (its `bn_axis_name` is irrelevant for init).

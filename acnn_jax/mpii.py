@@ -50,9 +50,10 @@ SKELETON = (
     (L_SHOULDER, L_ELBOW, "left"), (L_ELBOW, L_WRIST, "left"),
 )
 
-# PCKh table columns (ACNN.md section 4): each is the count-weighted average of
-# its joints. "Mean" is the official toolkit's "Total": all joints but pelvis
-# and thorax. "OfficialHead" is the toolkit's Head column (neck + head top).
+# PCKh table columns (docs/design.md section 4): each is the count-weighted
+# average of its joints. "Mean" is the official toolkit's "Total": all joints
+# but pelvis and thorax. "OfficialHead" is the toolkit's Head column (neck +
+# head top).
 PCKH_COLUMNS = (
     ("Head", (HEAD_TOP,)),
     ("Shoulder", (R_SHOULDER, L_SHOULDER)),
@@ -85,9 +86,9 @@ def head_size(boxes, xp=np):
   diagonal = boxes[..., 2:] - boxes[..., :2]
   return HEAD_SIZE_FACTOR * xp.sqrt(xp.sum(diagonal * diagonal, axis=-1))
 
-# Crop conventions of pose-hg-train (ACNN.md section 3): MPII's `scale` is the
-# person's height / 200 px; the crop is centred 15*scale px below `objpos` and
-# covers 200 * 1.25 * scale px.
+# Crop conventions of pose-hg-train (docs/design.md section 3): MPII's `scale`
+# is the person's height / 200 px; the crop is centred 15*scale px below
+# `objpos` and covers 200 * 1.25 * scale px.
 PIXEL_STD = 200.0
 SCALE_PADDING = 1.25
 CENTER_SHIFT_Y = 15.0

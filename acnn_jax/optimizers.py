@@ -1,5 +1,5 @@
 """The optimizer of a phase: learning-rate schedule, RMSProp or Adam, and the
-frozen task (ACNN.md section 2).
+frozen task (docs/design.md section 2).
 
 The paper trains with pose-hg-train's RMSProp, Torch7's `optim.rmsprop`
 (PyTorch's `RMSprop` is the same), and a step schedule:

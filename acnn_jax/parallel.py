@@ -9,9 +9,8 @@ process (`acnn_jax.distributed`). With a single device in all it jits the functi
 layout (a leading device axis of 1, dropped inside), and the step is built
 without collectives (`collective_axis` is None, `pmean` the identity):
 XLA:CPU runs pmapped (and shard_mapped) programs far slower than plain
-jitted ones (a small 2-stack ACNN's train step: 2.36 s under pmap, 0.09 s
-jitted, on a 2-core CPU), and `jax.vmap` over a one-element axis, used
-before, made tracing the step about a third slower.
+jitted ones, and `jax.vmap` over a one-element axis is slower to trace
+(docs/design.md section 7; figures in docs/measurements.md).
 
 Host batches (B, ...) become device batches (devices, B / devices, ...) with
 `shard`; `prefetch` keeps a few of them on the devices ahead of the step.
@@ -124,7 +123,7 @@ def put_state(tree):
 
   A step compiles once per placement of its inputs: a state fresh from
   init or a checkpoint, placed otherwise, costs a second full compile at
-  the second step (30 s for the paper's network on a CPU).
+  the second step.
   """
   return jax.device_put(tree, state_sharding())
 

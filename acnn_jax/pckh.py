@@ -1,6 +1,6 @@
 """PCKh for MPII Human Pose, the way the official toolkit counts it.
 
-Conventions (ACNN.md section 4):
+Conventions (docs/design.md section 4):
 
 * Coordinates: predictions and ground truth must be in the same frame; only
   distances matter, so a shared offset cancels. The files (and this module's

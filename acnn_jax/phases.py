@@ -1,4 +1,4 @@
-"""ACNN's three training phases (ACNN.md section 2) as data.
+"""ACNN's three training phases (docs/design.md section 2) as data.
 
 A: the heatmap network learns with every mask frozen at one;
 B: the attention heads learn with the heatmap network frozen;

@@ -14,7 +14,6 @@ import ml_collections
 
 from acnn_jax import configuration
 from acnn_jax import errors
-from acnn_jax import json_files
 
 CONFIG_FILE = "config.json"
 
@@ -41,7 +40,7 @@ def load_config(directory: str) -> ml_collections.ConfigDict:
     raise errors.MissingError(
         f"{path} is missing: {directory} was not written by acnn_jax training "
         "(expected WORKDIR/phase_<p>/ with config.json and checkpoints/).")
-  saved = json_files.read(
+  saved = errors.read_json(
       path, dict, "the config that trained the checkpoints beside it",
       "Restore it from a backup, or write it again with the same --config "
       "and fields.")

@@ -34,7 +34,6 @@ from acnn_jax import configuration
 from acnn_jax import distributed
 from acnn_jax import errors
 from acnn_jax import evaluate as evaluate_lib
-from acnn_jax import finite
 from acnn_jax import mask_stats
 from acnn_jax import models
 from acnn_jax import optimizers
@@ -87,7 +86,8 @@ def _check_finite_state(state, step, manager_dir, last_good):
   while the state after the update is not; one reduction on the device
   looks at every number of the state.
   """
-  if not bool(finite.all_finite(state.as_dict(), limit=finite.LARGEST)):
+  if not bool(checkpoints.all_finite(state.as_dict(),
+                                     limit=checkpoints.LARGEST_SQUARABLE)):
     raise NonFiniteLossError(
         f"The training state after step {step} holds NaN, infinite or "
         f"overflowing numbers, so it was not saved; training stopped. "

@@ -3,7 +3,7 @@
 Prints images/s of `pipeline.create_dataset` (decode, one affine warp,
 augmentation, Gaussian targets, batching) with tf.data limited to 1 core and
 with all cores, and of a plain numpy/PIL loop doing the same work per image,
-so README can state the ratio. Run:
+for the ratio (docs/measurements.md, "Data throughput"). Run:
 
   python benchmarks/input_pipeline_throughput.py [--num_images=200] \
       [--input_size=256] [--batches=40]

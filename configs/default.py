@@ -24,7 +24,7 @@ def get_config():
   # scratch. A path may name a phase directory or a checkpoints directory.
   config.init_from = ""
 
-  # Model (ACNN.md section 1).
+  # Model (docs/design.md section 1).
   config.num_stacks = 4
   config.features = 256
   config.num_joints = 16
@@ -42,7 +42,7 @@ def get_config():
   config.attention_sparsity = 0.0
   config.dtype = "float32"  # Compute dtype: 'float32' or 'bfloat16'.
 
-  # Data (ACNN.md section 3).
+  # Data (docs/design.md section 3).
   # TFDS data directory ('' = TFDS's default, ~/tensorflow_datasets; with
   # synthetic_images, WORKDIR/tfds).
   config.data_dir = ""
@@ -56,7 +56,7 @@ def get_config():
   config.synthetic_seed = 0  # The synthetic set is a function of this seed.
   config.input_size = 256  # Crop side; heatmaps are input_size / 4.
   config.sigma = 1.0  # Gaussian target's sigma in heatmap pixels.
-  # pose-hg-train's augmentation of training crops (ACNN.md section 3).
+  # The augmentation of training crops (docs/design.md section 3).
   config.augment = True
   config.scale_sigma = 0.25  # scale *= 2 ** clip(N(0, 1) * s, -2s, 2s).
   config.rotation_sigma = 30.0  # Degrees: clip(N(0, 1) * r, -2r, 2r) ...
@@ -67,7 +67,7 @@ def get_config():
   config.shuffle_buffer = 1024  # Training examples (still JPEG bytes).
   config.cache = False  # Keep decoded images in memory (small sets only).
 
-  # Optimisation (ACNN.md section 2; pose-hg-train's RMSProp).
+  # Optimisation (docs/design.md section 2; pose-hg-train's RMSProp).
   config.batch_size = 12  # Global, over all devices and hosts.
   config.optimizer = "rmsprop"  # 'rmsprop' (the paper's) or 'adam'.
   config.learning_rate = 5e-4
@@ -78,7 +78,7 @@ def get_config():
   config.lr_decay = 0.1
   config.steps_per_epoch = -1  # -1: train examples // batch_size.
 
-  # Evaluation (ACNN.md section 4).
+  # Evaluation (docs/design.md section 4).
   config.eval_every_epochs = 10  # Also saves the best-by-Mean checkpoint.
   config.eval_batch_size = -1  # -1: batch_size.
   config.flip_test = True  # Average with the mirrored crop's heatmaps.

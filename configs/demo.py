@@ -15,7 +15,7 @@ outside the root) at any rate tried, in 300 steps and in the demo's 1500
 Phases B and C add the prior that rewards discarding (attention_sparsity),
 and B learns at 1e-2: with the paper's loss alone (sparsity 0) at 1e-3 the
 masks stay at their initial 0.98; at 1e-2 the background still keeps 0.90.
-README.md ("Where the masks look") has the measurements both ways.
+docs/experiments.md has the measurements both ways.
 """
 
 from configs import default

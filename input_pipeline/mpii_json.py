@@ -25,7 +25,6 @@ from typing import Any, Dict, NamedTuple, Optional, Sequence
 import numpy as np
 
 from acnn_jax import errors
-from acnn_jax import json_files
 from acnn_jax import mpii
 from input_pipeline import array_files
 from input_pipeline import mpii_official
@@ -132,8 +131,8 @@ def read_json(path: str) -> list[Record]:
   """
   if not os.path.isfile(path):
     raise errors.MissingError(f"{path} does not exist. {JSON_FIX}")
-  entries = json_files.read(path, list, "a list of people",
-                            f"Is it HRNet's or mmpose's file? {JSON_FIX}")
+  entries = errors.read_json(path, list, "a list of people",
+                              f"Is it HRNet's or mmpose's file? {JSON_FIX}")
   records = []
   for i, entry in enumerate(entries):
     try:

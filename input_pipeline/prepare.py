@@ -21,7 +21,6 @@ from acnn_jax import errors
 from input_pipeline import mpii_builder
 from input_pipeline import mpii_official
 from input_pipeline import synthetic
-from input_pipeline import synthetic_marker
 
 
 def data_dirs(config: ml_collections.ConfigDict, workdir: str):
@@ -47,7 +46,7 @@ def _write_synthetic(config: ml_collections.ConfigDict, directory: str,
   """
   wanted = synthetic.settings_of(config.synthetic_images,
                                  config.synthetic_seed)
-  marker = synthetic_marker.read(directory)
+  marker = synthetic.read_marker(directory)
   has_release = os.path.exists(
       os.path.join(directory, mpii_official.RELEASE_FILE))
   if marker is None and in_workdir and has_release:
@@ -56,7 +55,7 @@ def _write_synthetic(config: ml_collections.ConfigDict, directory: str,
     raise errors.ConfigError(
         f"config.synthetic_images={config.synthetic_images} asks for "
         f"synthetic data, but config.manual_dir={directory} is not a "
-        f"synthetic folder (no {synthetic_marker.MARKER}), and a data folder "
+        f"synthetic folder (no {synthetic.MARKER}), and a data folder "
         "is never written into. To train on the files there, set "
         "--config.synthetic_images=0; for synthetic data, leave "
         "config.manual_dir empty (WORKDIR/synthetic_mpii) or name a new "
@@ -83,7 +82,8 @@ def prepare_builder(config: ml_collections.ConfigDict,
 
   Synthetic data is only written into a folder this project owns:
   WORKDIR/synthetic_mpii, or a `config.manual_dir` that does not exist yet
-  or that it wrote before (`synthetic_marker`); never into a user's data.
+  or that it wrote before (`synthetic.read_marker`); never into a user's
+  data.
 
   Raises:
     mpii_layouts.MissingFilesError: the data set is not prepared yet and

@@ -24,7 +24,7 @@ tnp = tf.experimental.numpy
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-  """pose-hg-train's augmentation (ACNN.md section 3).
+  """The training augmentation of docs/design.md section 3.
 
   Its values come from the training config (`from_config`), whose defaults
   (configs/default.py) are pose-hg-train's.

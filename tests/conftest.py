@@ -1,23 +1,22 @@
 """Test set-up: fake CPU devices and a quiet TensorFlow, before anything imports
 jax; shared fixtures; the `slow` marker.
 
-`./launch.sh test` runs everything; `./launch.sh test -m "not slow"` leaves out
-the tests marked slow (training runs, subprocesses that load JAX and
-TensorFlow, the full-size network, the jitted initialisation).
+`./launch.sh test` runs the quick tier: every test not marked slow.
+`./launch.sh test --all` (CI) adds the slow ones: training runs, subprocesses
+that load JAX or TensorFlow, the notebook, the full-size network.
 """
 
 import os
 
 # Two fake CPU devices make pmap code testable on any machine. Two, not more:
 # on 2-core machines 4 or 8 fake devices were seen to deadlock in collectives.
-# Tests run a few steps of tiny networks, where compiling is most of the time:
-# XLA's backend at -O0 compiles a tiny train step in 8 s instead of 12 (and
-# runs it 1.7x slower, which two steps do not notice).
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") +
-    " --xla_force_host_platform_device_count=2"
-    " --xla_backend_optimization_level=0"
-    " --xla_llvm_disable_expensive_passes=true").strip()
+    " --xla_force_host_platform_device_count=2").strip()
+# Tests run a few steps of tiny networks, where compiling is most of the
+# time: XLA's cheap compile (backend at -O0, no expensive LLVM passes) is
+# the better trade. The training processes tests start inherit it.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -28,6 +27,7 @@ import json
 import pathlib
 
 import jax
+import numpy as np
 import pytest
 
 from acnn_jax import compilation_cache
@@ -42,21 +42,27 @@ TINY_INPUT = 64
 # Tests that use `trained_workdir` run on one pytest-xdist worker
 # (`--dist loadgroup`), so the three phases are trained once per run.
 TRAINED = pytest.mark.xdist_group("trained_workdir")
+# How long a test waits for a process it started (a training run, a command
+# line). It only tells a hang from a slow run: on 2 shared cores a tiny
+# training process takes from half a minute to several, so the limit is far
+# above any run seen, and a hang still fails the test instead of CI.
+PROCESS_TIMEOUT = 1200
 
 
 def pytest_configure(config):
   config.addinivalue_line(
-      "markers", "slow: one of the longest tests (training, subprocesses, the "
-      "full-size network); deselect with -m 'not slow' for a quick run.")
+      "markers", "slow: trains, starts a process that loads JAX or "
+      "TensorFlow, runs the notebook or uses the full-size network; only in "
+      "`./launch.sh test --all`.")
 
 
 @functools.lru_cache(maxsize=None)
 def _tiny_variables():
   """The variables of `models.ACNN(**TINY)`, initialised once per process.
 
-  Eagerly, unlike `models.init_variables` (tested in test_models.py): on a
-  2-core CPU jitted init compiles for 25 s, eager init takes 17 s and leaves
-  the eager kernels that the tests' own `apply` calls reuse.
+  Eagerly, unlike `models.init_variables` (tested in test_models.py): eager
+  init skips compiling the whole initialisation, and leaves the eager
+  kernels that the tests' own `apply` calls reuse.
   """
   images = jax.numpy.zeros((1, TINY_INPUT, TINY_INPUT, 3))
   return models.ACNN(**TINY).init(jax.random.PRNGKey(0), images)
@@ -77,8 +83,8 @@ def compilation_cache_of_the_run(tmp_path_factory):
 
 
 def one_device_environment() -> dict:
-  """os.environ for a child process that trains: this run's XLA flags (-O0)
-  and compilation cache, but one CPU device instead of the two fake ones."""
+  """os.environ for a child process that trains: this run's compiler
+  settings and compilation cache, but one CPU device instead of two."""
   env = dict(os.environ)
   env["XLA_FLAGS"] = " ".join(
       f for f in env.get("XLA_FLAGS", "").split()
@@ -128,6 +134,34 @@ def tiny_mpii(tmp_path_factory):
   root = tmp_path_factory.mktemp("tiny_mpii")
   synthetic.generate(str(root / "raw"), 10, seed=0, valid_fraction=0.3)
   return mpii_builder.build(str(root / "raw"), str(root / "tfds"))
+
+
+def random_heads(variables, seed):
+  """`variables` as a network no initialisation gives, one per `seed`.
+
+  Initialised heads have a zero logit kernel, so every mask is sigmoid(4)
+  everywhere and a transposed, mirrored or swapped mask goes unseen. Here the
+  heads' logit kernels and biases are drawn at random, so masks vary over
+  the image and between stages, and every other parameter moves by 5% of its
+  spread, so that two seeds are two networks (phases B and C of a workdir).
+
+  Returns:
+    A tree of numpy arrays shaped like `variables`.
+  """
+  rng = np.random.default_rng(seed)
+
+  def move(path, value):
+    names = [getattr(key, "key", "") for key in path]
+    value = np.asarray(value)
+    if names[0] != "params":
+      return value
+    if "logits" in names:
+      spread = 1.0 if names[-1] == "kernel" else 0.5
+      return rng.normal(0.0, spread, value.shape).astype(value.dtype)
+    noise = 0.05 * np.std(value) * rng.normal(size=value.shape)
+    return (value + noise).astype(value.dtype)
+
+  return jax.tree_util.tree_map_with_path(move, variables)
 
 
 def saved_state(workdir, phase, best=False):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from acnn_jax import batch_norm
+from acnn_jax import hourglass
 
 
 def _batch(shape, seed=0):
@@ -79,3 +80,40 @@ def test_statistics_span_every_device_of_the_pmap_axis():
                                rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(updated["batch_stats"]["var"][device], var,
                                rtol=1e-5)
+
+
+def test_the_network_s_batch_norm_has_torch7_momentum_and_eps():
+  """The first BatchNorm of a `hourglass.Residual`, as every BatchNorm of
+  the network is made (`Block.norm`), after one training-mode apply,
+  worked by hand. Its input is mean_c + s_c * a per channel, where a is +1
+  and -1 in equal numbers, so the batch mean is mean_c and the biased
+  variance s_c^2 exactly, over n = 32 values.
+
+  Torch7's SpatialBatchNormalization (pose-hg-train; docs/design.md section
+  5), momentum 0.1 (flax's 0.9) and eps 1e-5:
+    running mean = 0.9 * 0 + 0.1 * mean_c
+    running var  = 0.9 * 1 + 0.1 * s_c^2 * 32 / 31
+    output       = a * s_c / sqrt(s_c^2 + 1e-5)   (scale 1, bias 0)
+  Channel 0 has s^2 = 1e-5 = eps, so its output is a / sqrt(2): eps 1e-3
+  would give 0.1, eps 1e-6 0.95.
+  """
+  a = np.where(np.arange(32).reshape(2, 4, 4, 1) % 2 == 0, 1.0, -1.0)
+  a = a * np.where(np.arange(32).reshape(2, 4, 4, 1) // 16 == 0, 1.0, -1.0)
+  assert a.sum() == 0 and np.all(a ** 2 == 1)
+  mean = np.array([0.0, -0.5, 3.0])
+  s = np.array([np.sqrt(1e-5), 1.0, 2.0])
+  x = jnp.asarray(mean + s * a, jnp.float32)
+  block = hourglass.Residual(3)
+  variables = block.init(jax.random.PRNGKey(0), x, True)
+  _, updated = block.apply(variables, x, True, mutable=["batch_stats",
+                                                        "intermediates"],
+                           capture_intermediates=True)
+  stats = updated["batch_stats"]["bn1"]
+  np.testing.assert_allclose(stats["mean"], [0.0, -0.05, 0.3], atol=1e-7)
+  np.testing.assert_allclose(
+      stats["var"], [0.9 + 0.1 * 1e-5 * 32 / 31, 0.9 + 0.1 * 32 / 31,
+                     0.9 + 0.1 * 4.0 * 32 / 31], rtol=1e-6)
+  (y,) = updated["intermediates"]["bn1"]["__call__"]
+  expected = a * np.array([1 / np.sqrt(2.0), 1 / np.sqrt(1.00001),
+                           2 / np.sqrt(4.00001)])
+  np.testing.assert_allclose(y, expected, rtol=1e-4)

@@ -11,130 +11,161 @@ import pathlib
 import subprocess
 import sys
 
+from absl import flags
+from absl.testing import flagsaver
 import pytest
 
 from acnn_jax import cli
+from acnn_jax import errors
+from conftest import PROCESS_TIMEOUT
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-FAKE_COMMAND = '''
+
+class _Fake:
+  """A command of the `cli.run` kind, run in this process: its flags are
+  defined once (prefixed, so they clash with no command's), restored after
+  each run, and never required (a required flag would bind every later
+  parse in the process; the end-to-end test below has one)."""
+
+  @staticmethod
+  def define_flags():
+    if "fake_what" not in flags.FLAGS:
+      flags.DEFINE_string("fake_what", "nothing", "What to raise.")
+      flags.DEFINE_integer("fake_count", 1, "A number.")
+
+  @staticmethod
+  def main(argv):
+    del argv
+    what = flags.FLAGS.fake_what
+    if what == "input":
+      raise errors.InputError("bad.jpg is not an image; pass a JPEG or PNG.")
+    if what == "config":
+      raise errors.ConfigError("config.phase must be one of ('a', 'b', 'c').")
+    if what == "missing":
+      raise errors.MissingError("no data in /x\nDownload it from y.")
+    if what == "bug":
+      raise KeyError("a bug")
+    print("ran")
+
+
+@pytest.fixture
+def run_fake(monkeypatch, capsys):
+  """Runs `_Fake` through `cli.run` with the given arguments: (exit status,
+  stdout, stderr). A bug's exception propagates."""
+  def run(args):
+    monkeypatch.setattr(sys, "argv", ["fake", *args])
+    with flagsaver.flagsaver():
+      try:
+        cli.run(_Fake.main, _Fake.define_flags)
+      except SystemExit as done:
+        code = done.code or 0
+      finally:
+        flags.FLAGS.unparse_flags()
+    out = capsys.readouterr()
+    return code, out.out, out.err
+  return run
+
+
+def _lines_of(stderr, command):
+  assert "Traceback" not in stderr, stderr
+  return [line for line in stderr.splitlines()
+          if line.startswith(f"{command}: error:")]
+
+
+@pytest.mark.parametrize("args,code,message", [
+    ([], 0, None),
+    (["--unknown=3"], 2, "Unknown command line flag 'unknown'"),
+    (["--fake_count=many"], 2, "fake_count"),
+    (["stray"], 2, "unexpected arguments stray"),
+    (["--fake_what=input"], 1, "bad.jpg is not an image"),
+    (["--fake_what=config"], 2, "config.phase must be one of"),
+    (["--fake_what=missing"], 1, "no data in /x"),
+])
+def test_exit_codes_and_one_error_line(run_fake, args, code, message):
+  got, stdout, stderr = run_fake(args)
+  assert got == code, stderr
+  lines = _lines_of(stderr, "fake")
+  if message is None:
+    assert stdout.strip() == "ran" and not lines
+  else:
+    assert len(lines) == 1 and message in lines[0], stderr
+
+
+def test_help_after_the_error_line_stays(run_fake):
+  _, _, stderr = run_fake(["--fake_what=missing"])
+  assert stderr.splitlines()[-2:] == ["fake: error: no data in /x",
+                                      "Download it from y."]
+
+
+def test_verbose_adds_the_traceback_to_a_reported_error(run_fake):
+  code, _, stderr = run_fake(["--fake_what=input", "--verbose"])
+  assert code == 1
+  assert "Traceback" in stderr and "InputError" in stderr
+  assert stderr.splitlines()[-1] == (
+      "fake: error: bad.jpg is not an image; pass a JPEG or PNG.")
+
+
+def test_a_bug_keeps_its_traceback(run_fake):
+  with pytest.raises(KeyError, match="a bug"):
+    run_fake(["--fake_what=bug"])
+
+
+REQUIRED_FLAG_COMMAND = """
 from absl import flags
 from acnn_jax import cli
-from acnn_jax import errors
 
 def define_flags():
-  flags.DEFINE_string("what", "nothing", "What to raise.")
-  flags.DEFINE_integer("count", 1, "A number.")
   flags.DEFINE_string("needed", None, "Required.")
   flags.mark_flag_as_required("needed")
 
-def main(argv):
-  what = flags.FLAGS.what
-  if what == "input":
-    raise errors.InputError("bad.jpg is not an image; pass a JPEG or PNG.")
-  if what == "config":
-    raise errors.ConfigError("config.phase must be one of ('a', 'b', 'c').")
-  if what == "missing":
-    raise errors.MissingError("no data in /x\\nDownload it from y.")
-  if what == "bug":
-    raise KeyError("a bug")
-  print("ran")
-
 if __name__ == "__main__":
-  cli.run(main, define_flags)
-'''
+  cli.run(lambda argv: print("ran"), define_flags)
+"""
 
 
-def _run(args, module=None, script=None, timeout=120):
+def _run(args, module=None, script=None):
   env = dict(os.environ, PYTHONPATH=str(REPO), XLA_FLAGS="")
   command = ([sys.executable, "-m", module] if module else
              [sys.executable, str(script)])
   return subprocess.run(command + list(args), cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout,
-                        check=False)
+                        capture_output=True, text=True,
+                        timeout=PROCESS_TIMEOUT, check=False)
 
 
 def _error_lines(process, command):
-  assert "Traceback" not in process.stderr, process.stderr
-  return [line for line in process.stderr.splitlines()
-          if line.startswith(f"{command}: error:")]
+  return _lines_of(process.stderr, command)
 
 
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-  path = tmp_path_factory.mktemp("cli") / "fake.py"
-  path.write_text(FAKE_COMMAND)
-  return path
-
-
-@pytest.mark.parametrize("args,code,message", [
-    (["--needed=1"], 0, None),
-    (["--needed=1", "--unknown=3"], 2, "Unknown command line flag 'unknown'"),
-    ([], 2, "--needed must have a value"),
-    (["--needed=1", "--count=many"], 2, "count"),
-    (["--needed=1", "stray"], 2, "unexpected arguments stray"),
-    (["--needed=1", "--what=input"], 1, "bad.jpg is not an image"),
-    (["--needed=1", "--what=config"], 2, "config.phase must be one of"),
-    (["--needed=1", "--what=missing"], 1, "no data in /x"),
-])
-def test_exit_codes_and_one_error_line(fake, args, code, message):
-  process = _run(args, script=fake)
-  assert process.returncode == code, process.stderr
-  lines = _error_lines(process, "fake")
-  if message is None:
-    assert process.stdout.strip() == "ran" and not lines
-  else:
-    assert len(lines) == 1 and message in lines[0], process.stderr
-
-
-def test_help_after_the_error_line_stays(fake):
-  process = _run(["--needed=1", "--what=missing"], script=fake)
-  assert process.stderr.splitlines()[-1] == "Download it from y."
-
-
-def test_verbose_adds_the_traceback_to_a_reported_error(fake):
-  process = _run(["--needed=1", "--what=input", "--verbose"], script=fake)
-  assert process.returncode == 1
-  assert "Traceback" in process.stderr and "InputError" in process.stderr
-  assert process.stderr.splitlines()[-1] == (
-      "fake: error: bad.jpg is not an image; pass a JPEG or PNG.")
-
-
-def test_a_bug_keeps_its_traceback(fake):
-  process = _run(["--needed=1", "--what=bug"], script=fake)
-  assert process.returncode == 1
-  assert "Traceback" in process.stderr and "KeyError" in process.stderr
-
-
-# The light commands start in about a second; the others load JAX and
-# TensorFlow first.
-COMMANDS = ("acnn_jax.pckh", "input_pipeline.synthetic") + tuple(
-    pytest.param(module, marks=pytest.mark.slow)
-    for module in ("acnn_jax.main", "acnn_jax.demo", "acnn_jax.evaluate",
-                   "acnn_jax.predict"))
-
-
-@pytest.mark.parametrize("module", COMMANDS)
-def test_every_command_reports_an_unknown_flag_in_one_line(module):
-  process = _run(["--no_such_flag=1"], module=module)
-  assert process.returncode == 2, process.stderr
-  lines = _error_lines(process, module.split(".")[-1])
-  assert len(lines) == 1 and "no_such_flag" in lines[0], process.stderr
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("module,args,code,message", [
+    # Every command, as a program: a flag it does not know...
+    *[(module, ["--no_such_flag=1"], 2, "no_such_flag")
+      for module in ("acnn_jax.pckh", "acnn_jax.main", "acnn_jax.demo",
+                     "acnn_jax.evaluate", "acnn_jax.predict",
+                     "acnn_jax.export", "input_pipeline.synthetic")],
+    # ... and a mistake of the user's found while running.
     ("input_pipeline.synthetic", ["--output_dir=OUT", "--num_images=0"], 1,
      "num_images >= 1"),
     ("acnn_jax.demo", ["--phases=ax"], 2, "unknown phases ['x']"),
     ("acnn_jax.evaluate", ["--workdir=OUT"], 1, "No checkpoint found"),
+    ("acnn_jax.predict", ["--workdir=OUT", "--image=OUT/no.jpg"], 1,
+     "image file not found"),
+    ("acnn_jax.export", ["--workdir=OUT", "--output=OUT/export"], 1,
+     "workdir or checkpoint not found"),
     ("acnn_jax.main", ["--config=configs/tiny.py", "--workdir=OUT",
                        "--config.phase=d"], 2, "config.phase must be one of"),
+    ("required", [], 2, "--needed must have a value"),
 ])
-@pytest.mark.slow
-def test_commands_report_user_errors_in_one_line(tmp_path, module, args, code,
-                                                 message):
+def test_commands_report_mistakes_in_one_line_end_to_end(
+    tmp_path, module, args, code, message):
   args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
-  process = _run(args, module=module)
+  if module == "required":
+    script = tmp_path / "required.py"
+    script.write_text(REQUIRED_FLAG_COMMAND)
+    process = _run(args, script=script)
+  else:
+    process = _run(args, module=module)
   assert process.returncode == code, process.stderr
   lines = _error_lines(process, module.split(".")[-1])
   assert len(lines) == 1 and message in lines[0], process.stderr
@@ -188,6 +219,7 @@ if __name__ == "__main__":
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage_all", [False, True])
 def test_damaged_checkpoints_are_one_line_each(tmp_path, damage_all):
   """Not one traceback per failed tensorstore read ('Event loop is

@@ -9,6 +9,7 @@ import jax
 import pytest
 
 from acnn_jax import compilation_cache
+from conftest import PROCESS_TIMEOUT
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,15 +65,29 @@ def test_a_folder_that_cannot_be_made_turns_it_off_with_a_warning(
   assert "compilation cache is off" in caplog.text
 
 
+# The benchmark as a program, with the cache's threshold at 0 s: the tiny
+# network's step compiles in about the default threshold, so on a fast
+# machine it would never be written and the test would test nothing.
+_BENCHMARK = """
+import runpy, sys
+from acnn_jax import compilation_cache
+compilation_cache.MIN_COMPILE_SECONDS = 0.0
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def _benchmark(cache):
   """One run of the benchmark on a tiny network: its JSON lines."""
   env = dict(os.environ, PYTHONPATH=REPO, XLA_FLAGS="", JAX_PLATFORMS="cpu")
   result = subprocess.run(
-      [sys.executable, os.path.join(REPO, "benchmarks", "train_step.py"),
+      [sys.executable, "-c", _BENCHMARK,
+       os.path.join(REPO, "benchmarks", "train_step.py"),
        "--phases=b", "--num_stacks=2", "--features=8", "--hourglass_depth=1",
        "--attention_features=4", "--input_size=32", "--batch=2", "--steps=1",
        "--warmup=0", f"--compilation_cache={cache}"],
-      capture_output=True, text=True, timeout=300, check=True, env=env)
+      capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=True,
+      env=env)
   return [json.loads(line) for line in result.stdout.splitlines()]
 
 

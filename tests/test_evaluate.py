@@ -1,19 +1,38 @@
-"""Tests of evaluation: its output files and its command line."""
+"""Tests of evaluation: end to end with a stand-in network that knows the
+answers, its output files and its command line."""
 
 import json
 import os
 import subprocess
 import sys
 
+import h5py
+import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.io
 
 from acnn_jax import checkpoints
 from acnn_jax import evaluate
+from acnn_jax import models
 from acnn_jax import pckh
+from conftest import PROCESS_TIMEOUT
 from conftest import TRAINED
+from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# MPII facts written out here, not taken from the code under test
+# (docs/design.md sections 3 and 4).
+FLIP_PAIRS = ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13))
+MEAN_JOINTS = [j for j in range(16) if j not in (6, 7)]  # Not pelvis, thorax.
+# The PCKh table: each column pools its joints (left and right) by count.
+POOLS = {"Head": [9], "Shoulder": [12, 13], "Elbow": [11, 14],
+         "Wrist": [10, 15], "Hip": [2, 3], "Knee": [1, 4], "Ankle": [0, 5],
+         "Mean": MEAN_JOINTS, "Mean@0.1": MEAN_JOINTS,
+         "OfficialHead": [8, 9]}  # The official toolkit's head column.
+# Crops of the end-to-end evaluation tests: 256 pixels, 64x64 heatmaps.
+INPUT_SIZE, HEATMAP_SIZE = 256, 64
 
 
 def test_pred_mat_is_one_based_and_readable_by_pckh(tmp_path):
@@ -56,6 +75,206 @@ def test_history_keeps_one_record_per_phase_and_step(tmp_path):
   assert evaluate.read_history(str(tmp_path / "none.json")) == []
 
 
+def _flip_permutation():
+  permutation = np.arange(16)
+  for right, left in FLIP_PAIRS:
+    permutation[right], permutation[left] = left, right
+  return permutation
+
+
+def _to_heatmap(points, centers, scales):
+  """Original pixels -> heatmap pixels of the people's crops, by hand.
+
+  A crop of scale s covers 200 s original pixels around its centre and is
+  drawn on HEATMAP_SIZE pixels whose centres sit at 0 .. HEATMAP_SIZE - 1, so
+  the crop's centre lands on (HEATMAP_SIZE - 1) / 2.
+  """
+  factor = HEATMAP_SIZE / (200.0 * scales[:, None, None])
+  return (points - centers[:, None]) * factor + (HEATMAP_SIZE - 1) / 2.0
+
+
+def _gaussians(points):
+  """(N, K, 2) heatmap points -> (N, h, w, K) Gaussians, peak 1, sigma 1."""
+  grid = np.arange(HEATMAP_SIZE, dtype=np.float64)
+  dx = grid[None, None, :, None] - points[:, None, None, :, 0]
+  dy = grid[None, :, None, None] - points[:, None, None, :, 1]
+  return np.exp(-(dx * dx + dy * dy) / 2.0).astype(np.float32)
+
+
+class _MemorisedNetwork:
+  """A stand-in for `models.ACNN` that knows the answer for every crop.
+
+  Shown a crop, it returns the heatmaps stored for the nearest of the crops it
+  memorised (a one-stage network without attention masks).
+  """
+  num_stacks = 1
+  attention = False
+  num_joints = 16
+
+  def __init__(self, images, heatmaps):
+    self._keys = jnp.asarray(images[:, ::8, ::8])
+    self._heatmaps = jnp.asarray(heatmaps)
+
+  def clone(self, **unused_fields):
+    return self
+
+  def apply(self, variables, images, train=False, masks_to_one=False):
+    del variables, train, masks_to_one
+    keys = images[:, ::8, ::8]
+    distances = jnp.sum((keys[:, None] - self._keys[None]) ** 2,
+                        axis=(2, 3, 4))
+    heatmaps = self._heatmaps[jnp.argmin(distances, axis=1)][None]
+    return models.ACNNOutput(heatmaps=heatmaps, predictions=heatmaps,
+                             masks=jnp.ones(heatmaps.shape[:-1] + (1,)))
+
+
+def _stand_in(people, points):
+  """A network whose heatmaps peak at `points` (heatmap pixels) for each
+  person's crop, and at their mirror images for the mirrored crop."""
+  mirrored = points[:, _flip_permutation()].copy()
+  mirrored[..., 0] = HEATMAP_SIZE - 1 - mirrored[..., 0]
+  images = np.concatenate([people["image"], people["image"][:, :, ::-1]])
+  keys = images[:, ::8, ::8].reshape(len(images), -1)
+  gaps = np.linalg.norm(keys[:, None] - keys[None], axis=-1)
+  assert (gaps + np.eye(len(images)) > 0).all(), "two crops look the same"
+  return _MemorisedNetwork(
+      images, _gaussians(np.concatenate([points, mirrored])))
+
+
+@pytest.fixture(scope="module")
+def validation(tiny_mpii):
+  """The synthetic set's validation batches at 256 pixels (6 rows, 2 of them
+  padding) and its real people, concatenated."""
+  from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  config = tiny_config("a", input_size=INPUT_SIZE)
+  batches = list(pipeline.create_dataset(config, "validation", tiny_mpii,
+                                         batch_size=6).as_numpy_iterator())
+  people = {key: np.concatenate([b[key][b["mask"] > 0] for b in batches])
+            for key in batches[0]}
+  assert len(people["index"]) == 4 and len(batches) == 1
+  assert sum(len(b["mask"]) for b in batches) > 4  # Padding to drop.
+  return batches, people
+
+
+def _decoding_error_bound(people):
+  """How far a decoded joint may lie from the peak of its Gaussian, in
+  original pixels.
+
+  The argmax of a Gaussian sampled on the pixel grid is the nearest pixel in
+  x and in y (at most 0.5 off per axis); the quarter-pixel step towards the
+  higher neighbour then leaves at most 0.25 per axis, 0.25 * sqrt(2) in all,
+  for a peak off the border. One heatmap pixel is 200 s / HEATMAP_SIZE
+  original pixels.
+  """
+  return 0.25 * np.sqrt(2.0) * 200.0 * people["scale"] / HEATMAP_SIZE
+
+
+@pytest.mark.parametrize("flip_test", [False, True])
+def test_ground_truth_heatmaps_score_100(validation, flip_test):
+  batches, people = validation
+  annotated = people["annotated"] > 0
+  points = _to_heatmap(people["joints"], people["center"], people["scale"])
+  assert ((points[annotated] >= 1) & (points[annotated] <= 62)).all()
+  bound = _decoding_error_bound(people)
+  # Every decoded joint lies within 0.1 head sizes of the truth, so the whole
+  # table, Mean@0.1 included, must be exactly 100.
+  assert (bound < 0.1 * people["head_size"]).all(), (bound, people["head_size"])
+  result = evaluate.evaluate(_stand_in(people, points), {}, batches,
+                             input_size=INPUT_SIZE, flip_test=flip_test)
+  assert result.table == {key: 100.0 for key in pckh.TABLE_KEYS}
+  np.testing.assert_array_equal(result.index, people["index"])
+  np.testing.assert_array_equal(result.person, people["person"])
+  errors = np.linalg.norm(result.predictions - people["joints"], axis=-1)
+  assert (errors <= 1.001 * bound[:, None])[annotated].all()
+  assert result.mask_stats == {}
+
+
+def test_displaced_heatmaps_lose_exactly_the_displaced_joints(validation):
+  batches, people = validation
+  annotated = people["annotated"] > 0
+  points = _to_heatmap(people["joints"], people["center"], people["scale"])
+  towards_middle = np.where(points[..., 0] < (HEATMAP_SIZE - 1) / 2, 1.0,
+                            -1.0)
+  head = people["head_size"][:, None] * HEATMAP_SIZE / (
+      200.0 * people["scale"][:, None])  # Head sizes in heatmap pixels.
+
+  def moved_by(fraction):
+    """The joints moved `fraction` head sizes towards the crop's middle."""
+    moved = points.copy()
+    moved[..., 0] += towards_middle * fraction * head
+    assert ((moved[annotated] >= 1) & (moved[annotated] <= 62)).all()
+    return moved
+
+  # The decoding error is under 0.1 head sizes (see above), so a joint moved
+  # 0.75 head sizes is wrong at both thresholds, one moved 0.3 head sizes
+  # is right at 0.5 and wrong at 0.1.
+  assert (_decoding_error_bound(people) < 0.1 * people["head_size"]).all()
+  far, near = moved_by(0.75), moved_by(0.3)
+
+  result = evaluate.evaluate(_stand_in(people, far), {}, batches,
+                             input_size=INPUT_SIZE)
+  assert result.table == {key: 0.0 for key in pckh.TABLE_KEYS}
+
+  # A fixed random third of the joints stays, a third moves near, a third
+  # far: each column counts the joints of its pool that are right, out of
+  # the pool's annotated joints.
+  draw = np.random.default_rng(0).uniform(size=annotated.shape)
+  stayed, moved_near = draw < 1 / 3, (draw >= 1 / 3) & (draw < 2 / 3)
+  points_drawn = np.where(stayed[..., None], points,
+                          np.where(moved_near[..., None], near, far))
+  result = evaluate.evaluate(_stand_in(people, points_drawn), {}, batches,
+                             input_size=INPUT_SIZE)
+  right = (stayed | moved_near) & annotated
+  want = {key: 100.0 * right[:, joints].sum() / annotated[:, joints].sum()
+          for key, joints in POOLS.items()}
+  want["Mean@0.1"] = 100.0 * (stayed & annotated)[:, MEAN_JOINTS].sum() / (
+      annotated[:, MEAN_JOINTS].sum())
+  assert 0 < want["Mean@0.1"] < want["Mean"] < 100, want
+  assert len(set(want.values())) > 5, want
+  assert result.table == pytest.approx(want, abs=1e-9)
+
+
+def _printed_table(stdout):
+  """The PCKh table that `pckh.format_table` printed: the line of values
+  under the line of column names."""
+  lines = stdout.splitlines()
+  for names, values in zip(lines, lines[1:]):
+    if names.split() == list(pckh.TABLE_KEYS):
+      return dict(zip(names.split(), map(float, values.split())))
+  raise AssertionError(f"no PCKh table in {stdout!r}")
+
+
+def _printed_mask_stats(stdout):
+  """'Mask M1: kept 0.981, person 0.990' lines -> {'mask/stage_1/kept': ...}."""
+  stats = {}
+  for line in stdout.splitlines():
+    if line.startswith("Mask M"):
+      stage, values = line[len("Mask M"):].split(":", 1)
+      for item in values.split(","):
+        name, value = item.split()
+        stats[f"mask/stage_{stage}/{name}"] = float(value)
+  return stats
+
+
+def _evaluate_best(workdir, phase):
+  """`evaluate.evaluate` of a phase's best checkpoint, in this process."""
+  # pylint: disable=g-import-not-at-top
+  from acnn_jax import configuration
+  from input_pipeline import pipeline
+  from input_pipeline import prepare
+  # pylint: enable=g-import-not-at-top
+  loaded = checkpoints.load_for_inference(
+      checkpoints.phase_dir(workdir, phase), prefer_best=True)
+  config = loaded.config
+  batches = pipeline.create_dataset(
+      config, "validation", prepare.prepare_builder(config, workdir),
+      batch_size=configuration.eval_batch_size(config))
+  return evaluate.evaluate(
+      loaded.model, loaded.variables, batches.as_numpy_iterator(),
+      input_size=config.input_size, flip_test=config.flip_test,
+      flip_shift=config.flip_shift, masks_to_one=loaded.masks_to_one)
+
+
 @TRAINED
 @pytest.mark.slow
 def test_cli_evaluates_a_workdir_and_writes_pred_mat(trained_workdir,
@@ -66,7 +285,37 @@ def test_cli_evaluates_a_workdir_and_writes_pred_mat(trained_workdir,
       [sys.executable, "-m", "acnn_jax.evaluate", f"--workdir={path}",
        "--phase=c", "--config=configs/tiny.py:c",
        f"--pred_mat={tmp_path / 'pred.mat'}"],
-      capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+      capture_output=True, text=True, env=env, cwd=REPO,
+      timeout=PROCESS_TIMEOUT)
   assert out.returncode == 0, out.stderr[-2000:]
-  assert "Mean" in out.stdout and "Shoulder" in out.stdout
-  assert (tmp_path / "pred.mat").exists()
+  # What it prints is phase C's evaluation of its best checkpoint (its only
+  # evaluation, at the last step), which training wrote down.
+  with open(os.path.join(checkpoints.phase_dir(path, "c"),
+                         "eval_results.json")) as f:
+    results = json.load(f)
+  printed = _printed_table(out.stdout)
+  assert printed.keys() == set(pckh.TABLE_KEYS)
+  for key, value in printed.items():
+    assert value == pytest.approx(results[key], abs=0.005), key
+  masks = {k: v for k, v in results.items() if k.startswith("mask/")}
+  assert masks and _printed_mask_stats(out.stdout) == pytest.approx(
+      masks, abs=0.00051)
+  # pred.mat is scored by the PCKh tool against the synthetic set's own
+  # ground truth (pose-hg-train's valid.h5, 1-based) to the same table ...
+  pred_mat = str(tmp_path / "pred.mat")
+  valid_h5 = os.path.join(path, "synthetic_mpii", "valid.h5")
+  scored = pckh.evaluate_files(valid_h5, pred_mat)
+  assert scored == pytest.approx(
+      {k: results[k] for k in pckh.TABLE_KEYS}, abs=1e-9)
+  # ... its rows are valid.h5's people in order, and they are this process's
+  # predictions of the same checkpoint, shifted to 1-based pixels. (Two
+  # training steps leave every PCKh at 0, so the tables above agree
+  # trivially; the mask statistics and these coordinates are the sharp
+  # checks.)
+  mat = scipy.io.loadmat(pred_mat)
+  with h5py.File(valid_h5, "r") as f:
+    np.testing.assert_array_equal(mat["index"].ravel(), f["index"][:])
+    np.testing.assert_array_equal(mat["person"].ravel(), f["person"][:])
+  fresh = _evaluate_best(path, "c")
+  np.testing.assert_allclose(mat["preds"], fresh.predictions + 1.0,
+                             atol=1e-4)

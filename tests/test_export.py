@@ -1,10 +1,13 @@
-"""Tests of exported models: `acnn_jax.export` writes them, `acnn_jax.exported`
+"""Tests of exported models: `acnn_jax.export` writes them, `acnn_jax.predict`
 runs them without Flax.
 
 One export of the tiny network (written by the command line) is shared by the
 tests; it is reloaded in fresh processes, as a jax.export artifact (with Flax,
 orbax, ml_collections and TensorFlow made unimportable) and as a SavedModel,
-and compared with `model.apply` on random crops.
+and compared with `model.apply` on random crops. The workdir's phases B and C
+hold two different networks with random attention heads, whose masks vary
+over the image and between stages, so that exporting the wrong phase, or
+masks in the wrong layout, stage order or from the mirrored pass, fails.
 """
 
 import functools
@@ -22,13 +25,12 @@ from PIL import Image
 from acnn_jax import checkpoints
 from acnn_jax import errors
 from acnn_jax import export
-from acnn_jax import exported
 from acnn_jax import geometry
 from acnn_jax import mpii
 from acnn_jax import predict
-from acnn_jax import prediction
 from acnn_jax import saved_config
-from acnn_jax.codec import HeatmapCodec
+from conftest import PROCESS_TIMEOUT
+from conftest import random_heads
 from conftest import tiny_config
 from conftest import tiny_model
 
@@ -36,13 +38,17 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 INPUT_SIZE = 64  # configs/tiny.py's network.
 NUM_STACKS = 2
 STEPS = dict(b=3, c=5)  # The phases of the workdir and their last steps.
+SEEDS = dict(b=1, c=2)  # Each phase's network (`conftest.random_heads`).
 BOX = (5.0, 8.0, 60.0, 84.0)
 # Modules the jax.export artifact must run without.
 HEAVY = ("flax", "orbax", "ml_collections", "optax", "tensorflow", "clu")
 
 
-def _tiny():
-  return tiny_model(num_stacks=NUM_STACKS)
+@functools.lru_cache(maxsize=None)
+def _tiny(phase="c"):
+  """The tiny network and the variables of `phase` in the workdir."""
+  model, variables = tiny_model(num_stacks=NUM_STACKS)
+  return model, random_heads(variables, SEEDS[phase])
 
 
 def _env():
@@ -51,17 +57,18 @@ def _env():
 
 def _run(*args, **kwargs):
   return subprocess.run([sys.executable, *args], cwd=REPO, env=_env(),
-                        capture_output=True, text=True, timeout=300,
-                        check=False, **kwargs)
+                        capture_output=True, text=True,
+                        timeout=PROCESS_TIMEOUT, check=False, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   """A workdir with phases B and C, saved as training saves them (config.json
-  and checkpoints/<step>), both holding the tiny network's variables."""
+  and checkpoints/<step>), holding the tiny network with two sets of
+  variables (`_tiny(phase)`)."""
   path = str(tmp_path_factory.mktemp("export") / "workdir")
-  _, variables = _tiny()
   for phase, step in STEPS.items():
+    _, variables = _tiny(phase)
     directory = checkpoints.phase_dir(path, phase)
     saved_config.save_config(tiny_config(phase), directory)
     last, _ = checkpoints.make_managers(directory, keep=1)
@@ -90,8 +97,9 @@ def _crops():
 
 @functools.lru_cache(maxsize=None)
 def _applied():
-  """`model.apply` on every crop of `_crops()` and on their mirrors: one
-  eager call (eager calls of the tiny network cost seconds each)."""
+  """Phase C's `model.apply` on every crop of `_crops()` and on their
+  mirrors: one eager call (eager calls of the tiny network cost seconds
+  each)."""
   model, variables = _tiny()
   crops = np.concatenate(list(_crops().values()))
   output = model.apply(variables, np.concatenate([crops, crops[:, :, ::-1]]),
@@ -99,10 +107,31 @@ def _applied():
   return np.asarray(output.predictions[-1]), np.asarray(output.masks)
 
 
+def _decode(heatmaps):
+  """(B, h, w, K) heatmaps -> joints in crop pixels and peaks, written out
+  joint by joint: the argmax, a quarter pixel towards the higher neighbour
+  off the border (pose-hg-train), heatmap pixel j at crop pixel 4j + 1.5."""
+  batch, height, width, joints = heatmaps.shape
+  coords = np.zeros((batch, joints, 2), np.float32)
+  peaks = np.zeros((batch, joints), np.float32)
+  for b in range(batch):
+    for k in range(joints):
+      heatmap = heatmaps[b, :, :, k]
+      y, x = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+      px, py = float(x), float(y)
+      if 0 < x < width - 1:
+        px += 0.25 * np.sign(heatmap[y, x + 1] - heatmap[y, x - 1])
+      if 0 < y < height - 1:
+        py += 0.25 * np.sign(heatmap[y + 1, x] - heatmap[y - 1, x])
+      coords[b, k] = 4.0 * px + 1.5, 4.0 * py + 1.5
+      peaks[b, k] = heatmap[y, x]
+  return coords, peaks
+
+
 def _reference(batch, flip_test=True):
   """The outputs for `_crops()[batch]` from `model.apply` itself, with the
   flip test and the decoding written out here rather than taken from
-  `inference` or `export`."""
+  `inference`, `codec` or `export`."""
   final, masks = _applied()
   start = list(_crops()).index(batch)  # Batch 1 is crop 0, batch 3 crops 1-3.
   mine = slice(start, start + batch)
@@ -110,16 +139,16 @@ def _reference(batch, flip_test=True):
   if flip_test:
     mirrors = final[len(final) // 2:][mine][:, :, ::-1]
     heatmaps = 0.5 * (heatmaps + mirrors[..., mpii.FLIP_PERMUTATION])
-  coords, confidences = HeatmapCodec(input_size=INPUT_SIZE).decode(heatmaps)
-  # Heatmap pixel j summarises crop pixels 4j .. 4j + 3 (centre 4j + 1.5).
-  return dict(keypoints=4.0 * np.asarray(coords) + 1.5,
-              confidences=np.asarray(confidences), heatmaps=heatmaps,
+  keypoints, confidences = _decode(heatmaps)
+  # The masks of the un-mirrored crops, (B, S, h, w).
+  return dict(keypoints=keypoints, confidences=confidences,
+              heatmaps=heatmaps,
               masks=np.moveaxis(masks[:, mine, ..., 0], 0, 1))
 
 
 def _assert_matches(outputs, expected):
-  assert set(outputs) == set(exported.OUTPUT_NAMES)
-  for name in exported.OUTPUT_NAMES:
+  assert set(outputs) == set(predict.OUTPUT_NAMES)
+  for name in predict.OUTPUT_NAMES:
     assert outputs[name].shape == expected[name].shape, name
     assert outputs[name].dtype == np.float32, name
     np.testing.assert_allclose(outputs[name], expected[name], rtol=0,
@@ -134,21 +163,21 @@ def _image(tmp_path):
 
 
 # Runs in a fresh process with the heavy modules unimportable: the artifact
-# as it is (jax.export.deserialize) and through `exported.ExportedPredictor`.
+# as it is (jax.export.deserialize) and through `predict.ExportedPredictor`.
 JAX_RELOAD = f"""
 import json, sys
 for name in {HEAVY!r}:
   sys.modules[name] = None  # Importing it now fails.
 import numpy as np
 from jax import export as jax_export
-from acnn_jax import exported
+from acnn_jax import predict
 directory, inputs, image, box, out = sys.argv[1:]
-with open(directory + "/" + exported.ARTIFACT_FILE, "rb") as f:
+with open(directory + "/" + predict.ARTIFACT_FILE, "rb") as f:
   program = jax_export.deserialize(bytearray(f.read()))
 crops = np.load(inputs)
 results = {{f"{{batch}}/{{key}}": np.asarray(value) for batch in crops.files
            for key, value in program.call(crops[batch]).items()}}
-predictor = exported.ExportedPredictor.from_export(directory)
+predictor = predict.ExportedPredictor.from_export(directory)
 found = predictor(image, box=json.loads(box))
 for key in ("keypoints", "confidences", "crop", "masks", "crop_keypoints"):
   results["predictor/" + key] = getattr(found, key)
@@ -194,7 +223,7 @@ class Reloads:
   def result(self, name):
     """({key: array} that process `name` saved, its last stdout line)."""
     process = self._processes[name]
-    process.wait(timeout=300)
+    process.wait(timeout=PROCESS_TIMEOUT)
     assert process.returncode == 0, (self.folder / f"{name}.err").read_text()
     lines = (self.folder / f"{name}.out").read_text().strip().splitlines()
     return dict(np.load(self.folder / f"{name}.npz")), (lines or [""])[-1]
@@ -259,7 +288,7 @@ def test_jax_export_runs_without_flax_orbax_or_tensorflow(reloads):
 
 @pytest.mark.slow
 def test_export_json_describes_the_export(exported_dir, workdir):
-  with open(os.path.join(exported_dir, exported.METADATA_FILE)) as f:
+  with open(os.path.join(exported_dir, predict.METADATA_FILE)) as f:
     metadata = json.load(f)
   assert metadata["phase"] == "c" and metadata["step"] == STEPS["c"]
   assert metadata["checkpoint"] == os.path.join(
@@ -274,18 +303,6 @@ def test_export_json_describes_the_export(exported_dir, workdir):
       "acnn.jax_export", "export.json", "saved_model"]
   # Nothing is left beside it.
   assert os.listdir(os.path.dirname(exported_dir)) == ["acnn"]
-
-
-@pytest.mark.slow
-def test_cli_reports_a_missing_workdir_in_one_line(tmp_path):
-  run = _run("-m", "acnn_jax.export", f"--workdir={tmp_path / 'nowhere'}",
-             f"--output={tmp_path / 'out'}")
-  assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
-  lines = [l for l in run.stderr.splitlines() if "export: error:" in l]
-  assert len(lines) == 1, run.stderr
-  assert "workdir or checkpoint not found" in lines[0]
-  assert str(tmp_path / "nowhere") in lines[0]
-  assert not (tmp_path / "out").exists()
 
 
 def test_export_refuses_a_non_empty_output_and_leaves_it_alone(tmp_path):
@@ -313,12 +330,32 @@ def test_missing_workdir_and_phase_are_clear_errors(workdir, tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["empty"]
 
 
+def _logits(variables):
+  return np.asarray(variables["params"]["attention_0"]["logits"]["kernel"])
+
+
+def test_the_test_networks_tell_phases_and_mask_layouts_apart():
+  """What the export tests compare can differ: B and C are two networks, and
+  phase C's masks change when transposed, swapped or taken from the mirror."""
+  assert np.abs(_logits(_tiny("b")[1]) - _logits(_tiny("c")[1])).max() > 0.1
+  _, masks = _applied()
+  masks = masks[..., 0]  # (S, 2N, h, w): the crops, then their mirrors.
+  half = masks.shape[1] // 2
+  own, mirrors = masks[:, :half], masks[:, half:]
+  for wrong in (own.swapaxes(2, 3), own[::-1], mirrors):
+    assert np.abs(wrong - own).max() > 0.05
+
+
 def test_phase_picks_the_checkpoint(workdir):
-  _, newest = export.load_checkpoint(workdir)
+  newest_loaded, newest = export.load_checkpoint(workdir)
   assert (newest["phase"], newest["step"]) == ("c", STEPS["c"])
+  np.testing.assert_array_equal(_logits(newest_loaded.variables),
+                                _logits(_tiny("c")[1]))
   loaded, chosen = export.load_checkpoint(
       checkpoints.phase_dir(workdir, "c"), "b")
   assert (chosen["phase"], chosen["step"]) == ("b", STEPS["b"])
+  np.testing.assert_array_equal(_logits(loaded.variables),
+                                _logits(_tiny("b")[1]))
   assert not loaded.masks_to_one
   one = os.path.join(checkpoints.phase_dir(workdir, "b"), "checkpoints",
                      str(STEPS["b"]))
@@ -345,22 +382,22 @@ def test_jax_export_without_flip_test_matches_model_apply(tmp_path):
   assert result.metadata["flip_test"] is False
   assert result.metadata["phase"] is None
   assert sorted(result.files) == ["jax", "metadata"]
-  _assert_matches(exported.ExportedModel(result.directory)(_crops()[3]),
+  _assert_matches(predict.ExportedModel(result.directory)(_crops()[3]),
                   _reference(3, flip_test=False))
 
 
 def test_exported_model_errors(tmp_path):
   with pytest.raises(errors.MissingError, match="export folder not found"):
-    exported.ExportedModel(tmp_path / "nowhere")
+    predict.ExportedModel(tmp_path / "nowhere")
   with pytest.raises(errors.MissingError, match="holds no export.json"):
-    exported.ExportedModel(tmp_path)
-  (tmp_path / exported.METADATA_FILE).write_text(
+    predict.ExportedModel(tmp_path)
+  (tmp_path / predict.METADATA_FILE).write_text(
       json.dumps(dict(format_version=1, input_size=64)))
   with pytest.raises(errors.MissingError, match="holds no acnn.jax_export"):
-    exported.ExportedModel(tmp_path)
-  (tmp_path / exported.ARTIFACT_FILE).write_bytes(b"not an artifact")
+    predict.ExportedModel(tmp_path)
+  (tmp_path / predict.ARTIFACT_FILE).write_bytes(b"not an artifact")
   with pytest.raises(errors.InputError, match="cannot be read"):
-    exported.ExportedModel(tmp_path)
+    predict.ExportedModel(tmp_path)
 
 
 @pytest.mark.parametrize("size", [64, 256])
@@ -372,24 +409,11 @@ def test_predictions_warp_equals_trainings(size):
     image = (rng.random((height, width, 3)) * 255).astype(np.uint8)
     x1, y1 = rng.uniform(-20, 20, 2)
     for box in [(x1, y1, x1 + width / 2, y1 + height * 1.3),
-                prediction.whole_image_box(height, width)]:
-      center, scale = prediction.box_to_crop(box)
+                predict.whole_image_box(height, width)]:
+      center, scale = predict.box_to_crop(box)
       np.testing.assert_array_equal(
-          prediction.warp_crop(image, center, scale, size),
+          predict.warp_crop(image, center, scale, size),
           geometry.warp_image(np.asarray(image, np.float32) / 255.0,
                               geometry.affine_matrix(center, scale, size),
                               size).numpy())
 
-
-def test_heatmap_to_crop_is_the_crops_own_inverse():
-  points = np.array([[0.0, 0.0], [15.0, 15.0], [3.25, 7.75]], np.float32)
-  np.testing.assert_allclose(geometry.heatmap_to_crop(points, 64, 16),
-                             4 * points + 1.5, atol=1e-5)
-  # The same frame as `Prediction.crop_keypoints`: heatmap -> original ->
-  # crop through a crop of any centre and scale.
-  center, scale = np.array([130.0, 75.5]), 1.7
-  original = geometry.heatmap_to_original(points, center, scale, 16)
-  np.testing.assert_allclose(
-      geometry.apply_affine(geometry.affine_matrix(center, scale, 64),
-                            original),
-      geometry.heatmap_to_crop(points, 64, 16), atol=1e-4)

@@ -12,14 +12,19 @@ from acnn_jax import inference
 from acnn_jax import models
 from acnn_jax import mpii
 from acnn_jax.codec import HeatmapCodec
+from conftest import random_heads
 from conftest import tiny_model
 
 TINY = dict(num_stacks=2, features=16, num_joints=16, hourglass_depth=2,
             attention_features=8)
 
 
+@functools.lru_cache(maxsize=None)
 def _tiny():
-  return tiny_model(**TINY)
+  """The tiny network with random attention heads: its masks vary over the
+  image, so a mirrored or transposed mask differs from the right one."""
+  model, variables = tiny_model(**TINY)
+  return model, random_heads(variables, seed=0)
 
 
 # The tests of the tiny network's jitted function run in one pytest-xdist
@@ -134,7 +139,13 @@ def test_flip_test_is_the_average_with_the_flipped_back_mirror():
   expected = 0.5 * (np.asarray(own.predictions) +
                     _mirror_and_swap(mirrored.predictions))
   np.testing.assert_allclose(out["stage_predictions"], expected, atol=1e-5)
+  # The masks are the un-mirrored pass's, in its layout and stage order; they
+  # vary enough that the mirror's, a transposed or a swapped one would fail.
   np.testing.assert_allclose(out["masks"], own.masks, atol=1e-6)
+  masks = np.asarray(own.masks)
+  for wrong in (np.asarray(mirrored.masks), masks.swapaxes(2, 3),
+                masks[::-1]):
+    assert np.abs(wrong - masks).max() > 0.05
   plain = _predict_fn(flip_test=False)(variables, images)
   np.testing.assert_allclose(plain["heatmaps"], own.predictions[-1],
                              atol=1e-5)
@@ -197,12 +208,10 @@ def test_decode_to_original_is_exact_on_pixel_peaks_and_float():
   center, scale = np.array([100.0, 50.0], np.float32), np.float32(0.3)
   coords, _ = inference.decode_to_original(codec, heatmaps, center[None],
                                            scale[None])
-  expected = geometry.heatmap_to_original(np.array([[4.0, 7.0]]), center,
-                                          scale, 16)
-  np.testing.assert_allclose(np.asarray(coords)[0], np.repeat(expected, 16, 0),
-                             atol=1e-4)
-  # 60 px crop / 16 px map: x = 100 + (4 - 7.5) * 3.75, not an integer.
-  assert abs(float(coords[0, 0, 0]) - 86.875) < 1e-4
+  # A 60 px crop on a 16 px map: 3.75 px per heatmap pixel around the centre
+  # 7.5, so x = 100 + (4 - 7.5) * 3.75 and y = 50 + (7 - 7.5) * 3.75.
+  np.testing.assert_allclose(np.asarray(coords)[0],
+                             np.tile([[86.875, 48.125]], (16, 1)), atol=1e-4)
 
 
 def test_decode_to_original_rejects_other_heatmap_sizes():
@@ -210,3 +219,29 @@ def test_decode_to_original_rejects_other_heatmap_sizes():
     inference.decode_to_original(HeatmapCodec(input_size=256),
                                  np.zeros((1, 16, 16, 16)), np.zeros((1, 2)),
                                  np.ones(1))
+
+
+def test_codec_maps_heatmap_pixels_to_the_centres_of_their_crop_blocks():
+  # Stride 4: heatmap pixel j covers crop pixels 4j .. 4j + 3, centre 4j + 1.5.
+  codec = HeatmapCodec(input_size=64)
+  points = np.array([[0.0, 0.0], [15.0, 15.0], [3.25, 7.75]], np.float32)
+  np.testing.assert_array_equal(
+      codec.to_crop(points), [[1.5, 1.5], [61.5, 61.5], [14.5, 32.5]])
+  heatmaps = np.zeros((16, 16, 2), np.float32)
+  heatmaps[7, 4, 0], heatmaps[7, 5, 0] = 1.0, 0.5  # x=4 + 1/4, y=7
+  heatmaps[0, 9, 1], heatmaps[1, 9, 1] = 0.8, 0.3  # x=9, y=0 (border)
+  coords, confidences = codec.decode_to_crop(heatmaps)
+  np.testing.assert_array_equal(coords, [[18.5, 29.5], [37.5, 1.5]])
+  np.testing.assert_array_equal(confidences, np.float32([1.0, 0.8]))
+
+
+def test_crop_pixels_are_the_frame_of_prediction_crop_keypoints():
+  # Heatmap -> original (the crop's inverse at heatmap size) -> input crop
+  # lands where the codec puts the point, for a crop of any centre and scale.
+  codec = HeatmapCodec(input_size=64)
+  points = np.array([[0.0, 0.0], [15.0, 15.0], [3.25, 7.75]], np.float32)
+  center, scale = np.array([130.0, 75.5]), 1.7
+  original = geometry.crop_to_original(points, center, scale, 16)
+  np.testing.assert_allclose(
+      geometry.apply_affine(geometry.affine_matrix(center, scale, 64),
+                            original), codec.to_crop(points), atol=1e-4)

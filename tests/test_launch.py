@@ -14,6 +14,8 @@ import subprocess
 
 import pytest
 
+from conftest import PROCESS_TIMEOUT
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 LAUNCH = str(REPO / "launch.sh")
 
@@ -43,8 +45,8 @@ def _launch(cwd, venv, *args, script=LAUNCH):
   env = dict(os.environ, ACNN_VENV=str(venv), PYTHON="/nonexistent/python3",
              HOME=str(cwd))
   process = subprocess.run(["bash", script, *args], cwd=cwd, env=env,
-                           capture_output=True, text=True, timeout=60,
-                           check=False)
+                           capture_output=True, text=True,
+                           timeout=PROCESS_TIMEOUT, check=False)
   assert process.returncode == 0, process.stderr
   calls = []
   for line in process.stdout.splitlines():
@@ -129,12 +131,21 @@ def test_from_the_repository_relative_paths_mean_the_repository(user):
 def test_test_files_are_found_from_the_users_directory(user):
   home, venv = user
   (home / "test_mine.py").write_text("")
-  calls = _launch(home, venv, "test", "test_mine.py::test_one", "-m",
-                  "not slow")
+  calls = _launch(home, venv, "test", "test_mine.py::test_one", "-k", "x")
   assert calls == [["-m", "pytest", "-n", "2", "--dist", "loadgroup",
-                    "-q", f"{home}/test_mine.py::test_one", "-m",
-                    "not slow"]]
+                    "-q", "-m", "not slow", f"{home}/test_mine.py::test_one",
+                    "-k", "x"]]
   # Without a file, the whole of tests/.
-  calls = _launch(home, venv, "test", "-m", "not slow")
+  calls = _launch(home, venv, "test")
   assert calls == [["-m", "pytest", "tests", "-n", "2", "--dist", "loadgroup",
                     "-q", "-m", "not slow"]]
+
+
+def test_test_runs_the_quick_tier_and_all_adds_the_slow_tests(user):
+  home, venv = user
+  calls = _launch(home, venv, "test", "--all")
+  assert calls == [["-m", "pytest", "tests", "-n", "2", "--dist", "loadgroup",
+                    "-q"]]
+  # A marker expression of the user's comes after the tier's, so it wins.
+  calls = _launch(home, venv, "test", "-m", "slow")
+  assert calls[0][-4:] == ["-m", "not slow", "-m", "slow"]

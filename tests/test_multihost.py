@@ -24,14 +24,15 @@ from acnn_jax import optimizers
 from acnn_jax import parallel
 from acnn_jax import phases
 from acnn_jax import train_step as train_step_lib
+from conftest import PROCESS_TIMEOUT
 from conftest import one_device_environment
 from conftest import tiny_config
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "multihost_training.py")
-# Both processes, start to end: JAX and TensorFlow imports, the data, one
-# compile of the step and of the evaluation. About a minute on a quiet
-# 2-core machine; a hang (a collective waiting for a dead process) ends here.
-TIMEOUT_S = 420
+# What the coordinator says when another program took its port between
+# `_free_port` and its start (the port is free when chosen, not reserved).
+PORT_TAKEN = ("address already in use", "failed to start rpc server",
+              "no address added")
 STEPS = 3
 FIELDS = dict(steps_per_epoch=STEPS, num_epochs=1, checkpoint_every_steps=STEPS,
               eval_every_epochs=1, keep_checkpoints=3)
@@ -43,10 +44,9 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start_two(argv_of, log_dir):
+def _start_two(argv_of, log_dir, port):
   """Starts two processes, argv_of(port, process id), one device each;
   their output goes to log_dir/process_<i>.log."""
-  port = _free_port()
   env = one_device_environment()
   os.makedirs(log_dir, exist_ok=True)
   procs = []
@@ -65,7 +65,7 @@ def _wait_for_both(procs, log_dir):
             for i in range(2)]
   try:
     for proc in procs:
-      proc.wait(timeout=TIMEOUT_S)
+      proc.wait(timeout=PROCESS_TIMEOUT)
   except subprocess.TimeoutExpired:
     for proc in procs:
       os.killpg(proc.pid, signal.SIGKILL)
@@ -73,18 +73,29 @@ def _wait_for_both(procs, log_dir):
       proc.wait()
     tails = "\n".join(f"--- process {i}:\n{out[-3000:]}"
                       for i, out in enumerate(outputs()))
-    pytest.fail(f"the two processes did not finish within {TIMEOUT_S} s "
-                f"(a hang); both were killed.\n{tails}")
+    pytest.fail(f"the two processes did not finish within {PROCESS_TIMEOUT} "
+                f"s (a hang); both were killed.\n{tails}")
   return outputs()
+
+
+def _run_two(argv_of, log_dir, attempts=3):
+  """Starts two processes and waits for both: (processes, outputs). Starts
+  them again on another port when the chosen one was taken meanwhile."""
+  for attempt in range(attempts):
+    procs = _start_two(argv_of, log_dir, _free_port())
+    outputs = _wait_for_both(procs, log_dir)
+    taken = any(message in out.lower() for out in outputs
+                for message in PORT_TAKEN)
+    if not taken or attempt == attempts - 1:
+      return procs, outputs
 
 
 def _run_two_processes(workdir, records, fields):
   """Trains in two processes to the end; their records."""
   os.makedirs(records, exist_ok=True)
-  procs = _start_two(lambda port, i: [
+  procs, outputs = _run_two(lambda port, i: [
       sys.executable, SCRIPT, str(port), str(i), str(workdir), str(records),
       json.dumps(fields)], records)
-  outputs = _wait_for_both(procs, records)
   for i, (proc, out) in enumerate(zip(procs, outputs)):
     assert proc.returncode == 0, f"process {i} failed:\n{out[-6000:]}"
   return [dict(np.load(os.path.join(records, f"process_{i}.npz")))
@@ -192,26 +203,64 @@ except distributed.DistributedError as error:
 @pytest.mark.slow
 def test_processes_with_different_configs_fail_clearly(tmp_path):
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  procs = _start_two(lambda port, i: [
+  procs, outputs = _run_two(lambda port, i: [
       sys.executable, "-c", f"import sys; sys.path.insert(0, {repo!r})\n" +
       _AGREEMENT, str(port), str(i), '{"batch_size": %d}' % (4 + 4 * i)],
-                     tmp_path)
-  outputs = _wait_for_both(procs, tmp_path)
+                            tmp_path)
   for proc, out in zip(procs, outputs):
     assert proc.returncode == 0, out
     assert ("ERROR: Process(es) [1] run another config than process 0: "
             "start every process with the same --config") in out, out
 
 
-def test_single_process_starts_no_runtime(monkeypatch):
+# What SLURM's srun and Open MPI's mpirun give each process (two of them).
+_SLURM = {"SLURM_JOB_ID": "4242", "SLURM_STEP_NODELIST": "node[1-2]",
+          "SLURM_NTASKS": "2", "SLURM_PROCID": "1", "SLURM_LOCALID": "0"}
+_OPEN_MPI = {"OMPI_MCA_orte_hnp_uri": "1531576320.0;tcp://10.96.0.1:34911",
+             "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1",
+             "OMPI_COMM_WORLD_LOCAL_RANK": "0"}
+
+
+def _no_cluster(monkeypatch):
+  """A recorder in place of jax.distributed.initialize, in an environment
+  with no set-up and no cluster."""
   for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES",
-               "JAX_PROCESS_ID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS",
-               "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"):
+               "JAX_PROCESS_ID", "KUBERNETES_SERVICE_HOST", *_SLURM,
+               *_OPEN_MPI):
     monkeypatch.delenv(name, raising=False)
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize",
+                      lambda **kwargs: calls.append(kwargs))
+  return calls
+
+
+def test_single_process_starts_no_runtime(monkeypatch):
+  calls = _no_cluster(monkeypatch)
   assert distributed.initialize() is False
-  monkeypatch.setenv("SLURM_NTASKS", "1")
-  monkeypatch.setenv("TPU_WORKER_HOSTNAMES", "localhost")
+  # A SLURM step of one task: JAX finds SLURM, but one process needs no
+  # runtime.
+  for name, value in dict(_SLURM, SLURM_NTASKS="1", SLURM_PROCID="0").items():
+    monkeypatch.setenv(name, value)
   assert distributed.initialize() is False
+  assert not calls
+
+
+@pytest.mark.parametrize("cluster, name", [(_SLURM, "slurm"),
+                                           (_OPEN_MPI, "ompi")])
+def test_jax_sets_up_a_cluster_of_several_processes(monkeypatch, cluster,
+                                                    name):
+  calls = _no_cluster(monkeypatch)
+  for variable, value in cluster.items():
+    monkeypatch.setenv(variable, value)
+  assert distributed._cluster() == name  # pylint: disable=protected-access
+  collectives = jax.config.jax_cpu_collectives_implementation
+  try:
+    assert distributed.initialize() is True
+  finally:
+    jax.config.update("jax_cpu_collectives_implementation", collectives)
+  # JAX detects the coordinator, the process count and this process's index.
+  assert calls == [dict(coordinator_address=None, num_processes=None,
+                        process_id=None)]
 
 
 @pytest.mark.parametrize("args, message", [

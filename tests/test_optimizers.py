@@ -1,4 +1,5 @@
-"""Tests of the phases' optimizers: the frozen task and the schedule."""
+"""Tests of the phases' optimizers: the frozen task, Torch7's RMSProp and
+the schedule, across a boundary and a resume from a checkpoint."""
 
 import jax
 import jax.numpy as jnp
@@ -6,9 +7,11 @@ import numpy as np
 import optax
 import pytest
 
+from acnn_jax import checkpoints
 from acnn_jax import models
 from acnn_jax import optimizers
 from acnn_jax import phases
+from acnn_jax import train_step
 from conftest import tiny_config
 from conftest import tiny_model
 
@@ -103,3 +106,75 @@ def test_checkpoints_of_the_old_rmsprop_form_fit_the_new_optimizer():
   assert (jax.tree_util.tree_structure(old.init(params)) ==
           jax.tree_util.tree_structure(new.init(params)))
   assert shapes(old.init(params)) == shapes(new.init(params))
+
+
+@pytest.mark.parametrize("optimizer", optimizers.OPTIMIZERS)
+def test_the_real_optimizer_drops_the_rate_at_the_boundary_across_a_resume(
+    optimizer, tmp_path):
+  """The phase's optimizer (`create_optimizer` with `create_learning_rate_fn`)
+  with lr 0.01, x0.1 after epoch 2 of 3 steps: updates 0 to 5 use 0.01,
+  update 6 on 0.001. The state is saved after 5 updates with the
+  checkpoint code of a training run (`save_state`, `restore_latest` onto a
+  fresh optimizer's state, as `train.py` resumes) and the run goes on from
+  it: update 5 still uses 0.01 and update 6 on 0.001, with RMSProp's mean
+  square carried over.
+
+  With a constant gradient g the updates are known in closed form:
+    RMSProp (alpha 0.99, m from 0): m_t = (1 - 0.99^t) g^2, so update t is
+      -lr g / (|g| sqrt(1 - 0.99^t) + 1e-8) ~ -lr sign(g) / sqrt(1 - 0.99^t)
+    Adam (bias-corrected): -lr g / (|g| + 1e-8) ~ -lr sign(g).
+  A schedule restarted by the resume would use 0.01 again at update 6, a
+  lost mean square would give 1 / sqrt(0.01) instead of 1 / sqrt(1 - 0.99^7).
+  """
+  lr, steps_per_epoch = 0.01, 3
+  config = tiny_config("a", optimizer=optimizer, learning_rate=lr,
+                       lr_boundaries=(2,), lr_decay=0.1,
+                       rmsprop_decay=0.99, rmsprop_eps=1e-8)
+  params = {"stem": {"w": jnp.zeros(2)}, "attention_0": {"w": jnp.zeros(2)}}
+  grads = {"stem": {"w": jnp.array([1.0, -2.0])},
+           "attention_0": {"w": jnp.ones(2)}}
+
+  def fresh_state():
+    tx = optimizers.create_optimizer(
+        config, params,
+        optimizers.create_learning_rate_fn(config, steps_per_epoch),
+        phases.PHASES["a"])
+    return tx, train_step.TrainState(
+        step=jnp.asarray(0, jnp.int32), params=params,
+        batch_stats={"stem": {"mean": jnp.zeros(2)}},
+        opt_state=tx.init(params))
+
+  def expected(index):  # Update `index` (0-based), by hand.
+    rate = lr if index < 2 * steps_per_epoch else lr * 0.1
+    if optimizer == "rmsprop":
+      rate /= np.sqrt(1 - 0.99 ** (index + 1))
+    return -rate * np.array([1.0, -1.0])
+
+  def run(tx, state, count):
+    for _ in range(count):
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      np.testing.assert_allclose(updates["stem"]["w"],
+                                 expected(int(state.step)), rtol=1e-4,
+                                 err_msg=f"update {int(state.step)}")
+      assert not np.any(updates["attention_0"]["w"])  # Frozen in phase A.
+      state = state.replace(step=state.step + 1,
+                            params=optax.apply_updates(state.params, updates),
+                            opt_state=opt_state)
+    return state
+
+  tx, state = fresh_state()
+  state = run(tx, state, 5)
+  manager, best = checkpoints.make_managers(str(tmp_path), keep=2)
+  checkpoints.save_state(manager, 5, state.as_dict())
+  manager.wait_until_finished()
+  manager.close()
+  best.close()
+
+  tx, template = fresh_state()
+  manager, best = checkpoints.make_managers(str(tmp_path), keep=2)
+  resumed = train_step.TrainState(**checkpoints.restore_latest(
+      manager, template.as_dict()))
+  manager.close()
+  best.close()
+  assert int(resumed.step) == 5
+  run(tx, resumed, 4)  # Updates 5 (the last at lr), 6, 7 and 8.

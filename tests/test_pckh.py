@@ -13,10 +13,11 @@ import scipy.io
 
 from acnn_jax import mpii
 from acnn_jax import pckh
+from conftest import PROCESS_TIMEOUT
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-# ACNN.md section 4: newell.h5 against gt_valid.mat.
+# docs/design.md section 4: newell.h5 against gt_valid.mat.
 NEWELL_GT_VALID = {
     "Head": 95.94, "Shoulder": 95.19, "Elbow": 89.14, "Wrist": 84.17,
     "Hip": 86.97, "Knee": 83.20, "Ankle": 80.37, "Mean": 88.43,
@@ -249,10 +250,11 @@ def test_newell_against_valid_h5(shared_mpii):
 
 def _cli(*args):
   return subprocess.run([sys.executable, "-m", "acnn_jax.pckh", *args],
-                        cwd=REPO, capture_output=True, text=True, timeout=60,
-                        check=False)
+                        cwd=REPO, capture_output=True, text=True,
+                        timeout=PROCESS_TIMEOUT, check=False)
 
 
+@pytest.mark.slow
 def test_cli_json(shared_mpii):
   result = _cli("--ground_truth", str(shared_mpii / "gt_valid.mat"),
                 "--predictions", str(shared_mpii / "reference_preds/newell.h5"),
@@ -263,6 +265,7 @@ def test_cli_json(shared_mpii):
   _assert_table(table, NEWELL_GT_VALID)
 
 
+@pytest.mark.slow
 def test_cli_table_and_error(tmp_path):
   preds, gt, _, head_sizes = _perfect(n=2)
   gt_file = _write_h5(tmp_path / "valid.h5", part=gt, normalize=head_sizes)

@@ -1,11 +1,8 @@
 """Tests of inference on one's own images: crops from boxes, keypoints in
-original pixels, the command line's errors and the function it calls."""
+original pixels, the user errors the command line reports, the function
+it calls."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -13,13 +10,11 @@ import pytest
 from PIL import Image
 
 from acnn_jax import errors
-from acnn_jax import geometry
 from acnn_jax import mpii
 from acnn_jax import predict
 from conftest import TRAINED
 from conftest import tiny_model
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = dict(num_stacks=2, features=16, num_joints=16, hourglass_depth=2,
             attention_features=8)
 INPUT_SIZE = 64
@@ -63,9 +58,11 @@ def _fake_predict_fn(seen):
   return fn
 
 
-def _expected(center, scale):
-  matrix = geometry.affine_matrix(center, scale, HEATMAP_SIZE)
-  return geometry.apply_affine(geometry.invert_affine(matrix), PEAKS)
+def _expected(center, side):
+  """PEAKS in original pixels for a crop of `side` original pixels around
+  `center`, written out: heatmap pixel centres 0 .. 15 span the crop with
+  their middle, 7.5, on the centre, side / 16 original pixels apart."""
+  return np.asarray(center) + (PEAKS - 7.5) * side / HEATMAP_SIZE
 
 
 def test_box_to_crop_pads_the_longer_side_by_mpii_padding():
@@ -82,13 +79,20 @@ def test_keypoints_are_mapped_back_to_original_pixels(box, monkeypatch):
   image = _image(48, 80)
   result = predictor(image, box=box)
   if box is None:
-    # The whole 80 x 48 image: centre of its pixel centres, side 80 * 1.25.
-    center, scale = np.array([39.5, 23.5]), 80 * 1.25 / 200
+    # The whole 80 x 48 image: centre of its pixel centres, side 80 * 1.25;
+    # 6.25 px per heatmap pixel, so joint 0 at heatmap (2, 3) is at
+    # (39.5 - 5.5 * 6.25, 23.5 - 4.5 * 6.25).
+    center, side, joint0 = [39.5, 23.5], 100.0, [5.125, -4.625]
   else:
-    center, scale = np.array([50.0, 28.0]), 40 * 1.25 / 200
+    # Side 40 * 1.25 = 50, 3.125 px per heatmap pixel.
+    center, side, joint0 = [50.0, 28.0], 50.0, [32.8125, 13.9375]
   np.testing.assert_allclose(result.center, center)
-  assert result.scale == pytest.approx(scale)
-  np.testing.assert_allclose(result.keypoints, _expected(center, scale),
+  assert result.scale == pytest.approx(side / 200)
+  np.testing.assert_allclose(result.keypoints[0], joint0, atol=1e-3)
+  np.testing.assert_allclose(result.keypoints, _expected(center, side),
+                             atol=1e-3)
+  # Back on the crop, heatmap pixel j is crop pixel 4j + 1.5.
+  np.testing.assert_allclose(result.crop_keypoints, 4 * PEAKS + 1.5,
                              atol=1e-3)
   np.testing.assert_allclose(result.confidences, 1.0, atol=1e-6)
   assert result.keypoints.dtype == np.float32
@@ -105,24 +109,26 @@ def test_predict_batch_maps_each_image_with_its_own_crop(monkeypatch):
   results = predictor.predict_batch([_image(60, 30), _image(90, 120)], boxes)
   assert len(seen) == 1 and seen[0].shape[0] == 2  # one call for the batch
   np.testing.assert_allclose(results[0].keypoints,
-                             _expected([10.0, 20.0], 40 * 1.25 / 200),
-                             atol=1e-3)
+                             _expected([10.0, 20.0], 40 * 1.25), atol=1e-3)
   np.testing.assert_allclose(results[1].keypoints,
-                             _expected([59.5, 44.5], 120 * 1.25 / 200),
-                             atol=1e-3)
+                             _expected([59.5, 44.5], 120 * 1.25), atol=1e-3)
 
 
-def test_crop_uses_the_same_matrix_as_the_keypoints():
-  # Crop side 64 px for a 64 px input: the warp is a pure translation.
+def test_crop_puts_a_known_pixel_where_hand_geometry_says():
+  # Crop side 64 px for a 64 px input: the warp is a pure translation that
+  # takes the centre (35.6, 35.6) to the crop's middle (31.5, 31.5), so
+  # original (40, 30) lands at crop (35.9, 25.9), nearest pixel (36, 26).
   box = (10.0, 10.0, 10.0 + 64 / 1.25, 10.0 + 64 / 1.25)
   image = np.zeros((80, 90, 3), np.uint8)
   image[30, 40] = 255  # original (x, y) = (40, 30)
   center, scale = predict.box_to_crop(box)
-  x, y = geometry.apply_affine(
-      geometry.affine_matrix(center, scale, INPUT_SIZE), [40.0, 30.0])
+  np.testing.assert_allclose(center, [35.6, 35.6], rtol=1e-6)
+  assert scale == pytest.approx(64 / 200)
   crop = predict.warp_crop(image, center, scale, INPUT_SIZE)
   row, col = np.unravel_index(np.argmax(crop[..., 0]), crop.shape[:2])
-  assert (row, col) == (round(float(y)), round(float(x)))
+  assert (row, col) == (26, 36)
+  # Bilinear: 0.9 of the pixel at distance 0.1, 0.9 * 0.9 in both axes.
+  assert crop[26, 36, 0] == pytest.approx(0.81, abs=1e-4)
   result = _predictor()(image, box)
   np.testing.assert_array_equal(
       result.crop, np.round(crop * 255).astype(np.uint8))
@@ -196,40 +202,6 @@ def test_run_writes_the_figure_and_returns_named_keypoints(tmp_path):
   figure = np.asarray(Image.open(output))
   assert figure.shape[0] == 256 and figure.shape[1] > 256 * 3
   assert figure.std() > 0
-
-
-def _cli(*args):
-  env = dict(os.environ, PYTHONPATH=str(REPO))
-  return subprocess.run([sys.executable, "-m", "acnn_jax.predict", *args],
-                        cwd=REPO, env=env, capture_output=True, text=True,
-                        timeout=120, check=False)
-
-
-def _assert_one_line_error(process, message):
-  assert process.returncode == 1
-  assert "Traceback" not in process.stderr
-  lines = [l for l in process.stderr.splitlines() if "predict: error:" in l]
-  assert len(lines) == 1 and message in lines[0], process.stderr
-
-
-@pytest.mark.slow
-def test_cli_reports_input_errors_in_one_line(tmp_path):
-  good = tmp_path / "good.png"
-  Image.fromarray(_image(16, 16)).save(good)
-  bad = tmp_path / "bad.jpg"
-  bad.write_text("not an image")
-  _assert_one_line_error(
-      _cli("--workdir", str(tmp_path), "--image", str(tmp_path / "no.jpg")),
-      "image file not found")
-  _assert_one_line_error(
-      _cli("--workdir", str(tmp_path), "--image", str(bad)),
-      "cannot read image")
-  _assert_one_line_error(
-      _cli("--workdir", str(tmp_path), "--image", str(good), "--box", "1,2,3"),
-      "bad box")
-  _assert_one_line_error(
-      _cli("--workdir", str(tmp_path / "nowhere"), "--image", str(good)),
-      "workdir or checkpoint not found")
 
 
 @TRAINED

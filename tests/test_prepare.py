@@ -8,7 +8,6 @@ import pytest
 from acnn_jax import errors
 from input_pipeline import prepare
 from input_pipeline import synthetic
-from input_pipeline import synthetic_marker
 from conftest import tiny_config
 
 
@@ -59,7 +58,7 @@ def test_a_new_manual_dir_becomes_a_synthetic_folder_once(tmp_path):
                        data_dir=str(tmp_path / "tfds"))
   builder = prepare.prepare_builder(config, str(tmp_path / "work"))
   assert builder.info.splits["train"].num_examples > 0
-  marker = synthetic_marker.read(str(folder))
+  marker = synthetic.read_marker(str(folder))
   assert marker["complete"] and marker["settings"]["num_images"] == 4
   written = _snapshot(folder)
   prepare.prepare_builder(config, str(tmp_path / "work2"))  # Reused as is.

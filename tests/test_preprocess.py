@@ -43,15 +43,39 @@ def _decode(heatmaps):
   return np.asarray(coords[0])
 
 
+def _crop_by_hand(center, scale):
+  """docs/design.md section 3's crop of MPII's objpos and scale: the centre
+  15 scale pixels lower, the scale padded by 1.25."""
+  return (np.asarray(center, np.float64) + [0.0, 15.0 * scale],
+          1.25 * np.float64(scale))
+
+
+def _to_crop_by_hand(points, center, scale, size, rotation=0.0, flip=False):
+  """Original pixels -> pixels of a crop of side `size`, written out from
+  docs/design.md section 3 and geometry's conventions: the crop covers 200 x
+  scale original pixels around `center`, whose pixel centres 0 .. size - 1
+  put `center` at (size - 1) / 2; mirrored about its vertical axis when
+  `flip`, then the content turned `rotation` degrees counter-clockwise as
+  seen on the screen (y down: a point to the right of the centre moves
+  above it at 90 degrees)."""
+  d = np.asarray(points, np.float64) - center
+  if flip:
+    d = d * [-1.0, 1.0]
+  t = np.deg2rad(rotation)
+  d = np.stack([np.cos(t) * d[..., 0] + np.sin(t) * d[..., 1],
+                -np.sin(t) * d[..., 0] + np.cos(t) * d[..., 1]], axis=-1)
+  return d * size / (200.0 * scale) + (size - 1) / 2.0
+
+
 def test_peaks_map_back_to_the_original_joints_without_augmentation():
   example = _person()
   out = preprocess.train_example(example, tf.constant([0, 0], tf.int64),
                                  CODEC, augment=None)
   weights = out["target_weight"].numpy()
   np.testing.assert_array_equal(weights > 0, example["annotated"])
-  center, scale = geometry.mpii_crop(example["center"], example["scale"])
-  back = geometry.heatmap_to_original(_decode(out["heatmaps"]), center, scale,
-                                      CODEC.heatmap_size)
+  center, scale = _crop_by_hand(example["center"], example["scale"])
+  back = geometry.crop_to_original(_decode(out["heatmaps"]), center, scale,
+                                   CODEC.heatmap_size)
   pixel = 200 * scale / CODEC.heatmap_size  # One heatmap pixel, original px.
   error = np.linalg.norm(back - example["joints"], axis=-1)
   assert np.all(error[example["annotated"]] <= 0.5 * pixel), error
@@ -63,14 +87,15 @@ def test_augmented_targets_follow_the_joints_through_the_matrix(seed):
   augment = dataclasses.replace(AUGMENT, rotation_prob=1.0)
   s = tf.constant([seed, 11], tf.int64)
   out = preprocess.train_example(example, s, CODEC, augment)
-  # Re-derive the sample's matrix from the same augmentation draw.
-  aug = preprocess.sample_augmentation(preprocess.crop_params(example), s,
-                                       augment)
+  # The sample's draw (same seed), then the crop worked out by hand.
+  center, scale = _crop_by_hand(example["center"], example["scale"])
+  aug = preprocess.sample_augmentation(
+      {"crop_scale": tf.constant(scale, tf.float32)}, s, augment)
   flip = bool(aug["flip"].numpy())
-  matrix = geometry.affine_matrix(
-      aug["crop_center"].numpy(), aug["crop_scale"].numpy(),
-      CODEC.heatmap_size, float(aug["rotation"].numpy()), flip)
-  expected = geometry.apply_affine(matrix, example["joints"])
+  expected = _to_crop_by_hand(example["joints"], center,
+                              float(aug["crop_scale"].numpy()),
+                              CODEC.heatmap_size,
+                              float(aug["rotation"].numpy()), flip)
   annotated = example["annotated"]
   if flip:
     expected = expected[mpii.FLIP_PERMUTATION]
@@ -149,9 +174,9 @@ def test_eval_example_carries_what_pckh_needs():
   np.testing.assert_allclose(out["head_size"].numpy(),
                              0.6 * np.hypot(box[2] - box[0], box[3] - box[1]))
   np.testing.assert_allclose(out["joints"].numpy(), example["joints"])
-  center, scale = geometry.mpii_crop(example["center"], example["scale"])
-  np.testing.assert_allclose(out["center"].numpy(), center)
-  np.testing.assert_allclose(out["scale"].numpy(), scale)
+  # objpos (155, 110) and scale 0.9: centre 13.5 pixels lower, scale 1.125.
+  np.testing.assert_allclose(out["center"].numpy(), [155.0, 123.5])
+  np.testing.assert_allclose(out["scale"].numpy(), 1.125)
   # The other people, padded to MAX_OTHER_PEOPLE with unannotated ones.
   count = preprocess.MAX_OTHER_PEOPLE
   assert out["other_joints"].shape == (count, mpii.NUM_JOINTS, 2)
@@ -171,3 +196,149 @@ def test_augment_config_takes_every_field_from_the_config():
   augment = preprocess.AugmentConfig.from_config(config)
   assert augment.rotation_prob == 0.25 and augment.color_high == 1.2
   assert augment.scale_sigma == config.scale_sigma
+
+
+# A crop centred at (100, 80) with scale 0.8 covers 160 original pixels: on
+# the 32-pixel heatmap one original pixel is 0.2 heatmap pixels, on the
+# 128-pixel input 0.8 input pixels, and the centre lands on 15.5 and 63.5.
+# Joint 0 (r_ankle) sits at (102.5, 72.5), 2.5 right of and 7.5 above the
+# centre, a 2 x 2 white dot in the image around it. Offsets (heatmap, input):
+#   none:              ( 0.5, -1.5), ( 2, -6)
+#   rotated 90 (ccw on screen: right -> up, up -> left):
+#                      (-1.5, -0.5), (-6, -2)
+#   rotated -90:       ( 1.5,  0.5), ( 6,  2)
+#   rotated 30: (0.5 cos30 - 1.5 sin30, -0.5 sin30 - 1.5 cos30)
+#                    = (-0.3170, -1.5490), 4 times that on the input
+#   mirrored:          (-0.5, -1.5), (-2, -6), in channel 5 (l_ankle)
+#   mirrored, then rotated 90: (-1.5, 0.5), (-6, 2), channel 5
+#   scale 1.6 (twice the side, half the size):
+#                      (0.25, -0.75), (1, -3)
+@pytest.mark.parametrize("scale,rotation,flip,channel,heatmap,crop", [
+    (0.8, 0.0, False, 0, (16.0, 14.0), (65.5, 57.5)),
+    (0.8, 90.0, False, 0, (14.0, 15.0), (57.5, 61.5)),
+    (0.8, -90.0, False, 0, (17.0, 16.0), (69.5, 65.5)),
+    (0.8, 30.0, False, 0, (15.1830, 13.9510), (62.2321, 57.3038)),
+    (0.8, 0.0, True, 5, (15.0, 14.0), (61.5, 57.5)),
+    (0.8, 90.0, True, 5, (14.0, 16.0), (57.5, 65.5)),
+    (1.6, 0.0, False, 0, (15.75, 14.75), (64.5, 60.5)),
+])
+def test_a_joint_and_its_pixel_land_where_worked_out_by_hand(
+    scale, rotation, flip, channel, heatmap, crop):
+  image = np.zeros((160, 200, 3), np.uint8)
+  image[72:74, 102:104] = 255
+  joints = np.full((mpii.NUM_JOINTS, 2), -1000.0, np.float32)
+  joints[0] = [102.5, 72.5]
+  example = {"image": image, "joints": joints,
+             "annotated": np.arange(mpii.NUM_JOINTS) == 0,
+             "crop_center": np.array([100.0, 80.0], np.float32),
+             "crop_scale": np.float32(scale),
+             "rotation": np.float32(rotation), "flip": flip}
+  out = preprocess.crop_and_target(example, CODEC)
+  weights = out["target_weight"].numpy()
+  np.testing.assert_array_equal(weights,
+                                np.arange(mpii.NUM_JOINTS) == channel)
+  maps = out["heatmaps"].numpy()
+  assert not np.delete(maps, channel, axis=-1).any()
+  # A sampled Gaussian of sigma 1 has its centroid at its centre (to 1e-8).
+  y, x = np.mgrid[0:32, 0:32]
+  peak = maps[..., channel]
+  np.testing.assert_allclose(
+      [np.sum(x * peak) / peak.sum(), np.sum(y * peak) / peak.sum()],
+      heatmap, atol=2e-3)
+  assert peak.max() > 0.6  # Within a pixel of the joint: the target is there.
+  # The dot's centroid in the crop: exact at right angles, 0.08 pixels off
+  # at 30 degrees (bilinear sampling of a turned square).
+  brightness = out["input"].numpy().sum(-1)
+  y, x = np.mgrid[0:128, 0:128]
+  np.testing.assert_allclose(
+      [np.sum(x * brightness) / brightness.sum(),
+       np.sum(y * brightness) / brightness.sum()], crop, atol=0.1)
+
+
+def _draws(augment, count=4000):
+  """`count` augmentations of a crop of scale 1, seeds (i, 7), as numpy."""
+  example = {"crop_scale": tf.constant(1.0)}
+  ds = tf.data.Dataset.range(count).map(
+      lambda i: preprocess.sample_augmentation(
+          example, tf.stack([i, tf.constant(7, tf.int64)]), augment))
+  return {key: value.numpy()
+          for key, value in next(iter(ds.batch(count))).items()}
+
+
+def test_the_default_augmentation_is_the_specified_one():
+  """docs/design.md section 3: scale x 2^clip(0.25 N, -0.5, 0.5), rotation
+  clip(30 N, -60, 60) degrees with probability 0.4, flip 0.5, colour
+  U(0.6, 1.4)."""
+  assert AUGMENT == preprocess.AugmentConfig(
+      scale_sigma=0.25, rotation_sigma=30.0, rotation_prob=0.4,
+      flip_prob=0.5, color_low=0.6, color_high=1.4)
+
+
+def test_augmentation_draws_follow_the_configured_distribution():
+  """4000 draws against the distribution AugmentConfig promises, from
+  normal and uniform tables, with tolerances of 4 standard errors or more:
+  2^clip(N sigma, -2 sigma, 2 sigma) reaches both clips (each with
+  P(N > 2) = 2.28%) and keeps P(|N| < 1) = 68.27% within one sigma; the
+  rotation is non-zero with probability 0.4, then the same shape in
+  degrees; flips with probability 0.5, independently; three independent
+  U(low, high) colour factors."""
+  draws = _draws(AUGMENT)
+  count = 4000
+  log_scale = np.log2(draws["crop_scale"])
+  s = AUGMENT.scale_sigma
+  np.testing.assert_allclose([log_scale.min(), log_scale.max()],
+                             [-2 * s, 2 * s], rtol=1e-6)
+  for clip in (-2 * s, 2 * s):
+    assert abs(np.mean(np.isclose(log_scale, clip, rtol=1e-6)) -
+               0.0228) < 0.01
+  assert abs(np.mean(np.abs(log_scale) < s) - 0.6827) < 0.03
+  assert abs(np.mean(log_scale)) < 0.02
+
+  rotation = draws["rotation"]
+  rotated = rotation[rotation != 0]
+  assert abs(rotated.size / count - AUGMENT.rotation_prob) < 0.035
+  r = AUGMENT.rotation_sigma
+  np.testing.assert_allclose([rotated.min(), rotated.max()], [-2 * r, 2 * r],
+                             rtol=1e-6)
+  assert abs(np.mean(np.abs(rotated) < r) - 0.6827) < 0.05
+  assert abs(np.mean(np.isclose(np.abs(rotated), 2 * r)) - 0.0455) < 0.025
+
+  assert abs(np.mean(draws["flip"]) - AUGMENT.flip_prob) < 0.035
+  # Drawn independently: flipped and rotated 0.5 x 0.4 of the time.
+  assert abs(np.mean(draws["flip"] & (rotation != 0)) - 0.2) < 0.03
+
+  color = draws["color"]
+  low, high = AUGMENT.color_low, AUGMENT.color_high
+  assert color.shape == (count, 3)
+  assert color.min() >= low and color.max() <= high
+  assert color.min() < low + 0.01 and color.max() > high - 0.01
+  for quarter in (1, 2, 3):  # U(low, high)'s quartiles, per channel.
+    below = np.mean(color < low + quarter * (high - low) / 4, axis=0)
+    np.testing.assert_allclose(below, quarter / 4, atol=0.035)
+  correlation = np.corrcoef(color.T)[np.triu_indices(3, 1)]
+  assert np.all(np.abs(correlation) < 0.07), correlation
+
+
+def test_augmentation_follows_a_config_other_than_the_default():
+  """Every field is read: scale and rotation off, always flip, colour
+  U(0.9, 1.1)."""
+  augment = preprocess.AugmentConfig(
+      scale_sigma=0.0, rotation_sigma=45.0, rotation_prob=0.0, flip_prob=1.0,
+      color_low=0.9, color_high=1.1)
+  draws = _draws(augment, count=500)
+  np.testing.assert_array_equal(draws["crop_scale"], 1.0)
+  np.testing.assert_array_equal(draws["rotation"], 0.0)
+  assert draws["flip"].all()
+  assert draws["color"].min() >= 0.9 and draws["color"].max() <= 1.1
+  assert draws["color"].min() < 0.91 and draws["color"].max() > 1.09
+
+
+def test_color_jitter_scales_each_channel_and_clips_to_1():
+  """(0.5, 0.5, 0.5) x (0.6, 1.0, 1.4) = (0.3, 0.5, 0.7);
+  (0.9, 0.2, 0.9) x (0.6, 1.0, 1.4) = (0.54, 0.2, 1.26 -> 1)."""
+  image = np.array([[[0.5, 0.5, 0.5], [0.9, 0.2, 0.9]]], np.float32)
+  out = preprocess.color_jitter(
+      {"input": tf.constant(image),
+       "color": tf.constant([0.6, 1.0, 1.4], tf.float32)})
+  np.testing.assert_allclose(out["input"].numpy(),
+                             [[[0.3, 0.5, 0.7], [0.54, 0.2, 1.0]]], rtol=1e-6)

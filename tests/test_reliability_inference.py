@@ -23,6 +23,7 @@ from acnn_jax import models
 from acnn_jax import pckh
 from acnn_jax import predict
 from acnn_jax import visualize
+from conftest import PROCESS_TIMEOUT
 from conftest import tiny_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def _save_workdir(workdir, config, variables):
            "batch_stats": variables["batch_stats"], "opt_state": {}}
   checkpoints.save_state(last, STEP, state)
   last.wait_until_finished()
-  # config.json as training writes it (README, "Layout").
+  # config.json as training writes it (README, "Training on real MPII").
   with open(os.path.join(directory, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
   return str(workdir)
@@ -90,13 +91,10 @@ def _image_file(directory, height=40, width=30):
   return path
 
 
-def _start(module, *args, without=()):
-  """Starts `python -m module args` with the modules `without` unimportable."""
+def _start(module, *args):
+  """Starts `python -m module args`."""
   env = dict(os.environ, PYTHONPATH=str(REPO))
-  blocked = "".join(f"sys.modules[{name!r}] = None; " for name in without)
-  code = (f"import runpy, sys; {blocked}"
-          f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
-  return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO,
+  return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO,
                           env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
 
@@ -119,17 +117,15 @@ def cli_runs(tiny_workdirs, tmp_path_factory):
                             f"--image={image}"),
       "predict_outside": _start("acnn_jax.predict", f"--workdir={good}",
                                 f"--image={image}", "--box=100,5,120,30"),
-      # Predicting needs no TensorFlow (nor its seconds of import).
       "predict_good": _start("acnn_jax.predict", f"--workdir={good}",
                              f"--image={image}", "--threshold=1e9",
-                             f"--output={tmp / 'pose.png'}",
-                             without=("tensorflow", "tensorflow_datasets")),
+                             f"--output={tmp / 'pose.png'}"),
       "pckh_truncated": _start("acnn_jax.pckh", f"--ground_truth={truncated}",
                                f"--predictions={truncated}"),
   }
   runs = {}
   for name, process in started.items():
-    stdout, stderr = process.communicate(timeout=240)
+    stdout, stderr = process.communicate(timeout=PROCESS_TIMEOUT)
     runs[name] = subprocess.CompletedProcess(process.args, process.returncode,
                                              stdout, stderr)
   runs["output"] = tmp / "pose.png"
@@ -149,6 +145,7 @@ def _one_error_line(process, command):
 # ------------------------------------------------ checkpoints with NaN in them
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, command", [("evaluate_nan", "evaluate"),
                                            ("predict_nan", "predict")])
 def test_commands_refuse_a_checkpoint_with_nan(cli_runs, tiny_workdirs, name,
@@ -174,6 +171,7 @@ def _strict_json(text):
   return json.loads(text, parse_constant=refuse)
 
 
+@pytest.mark.slow
 def test_predict_prints_strict_json_and_says_when_nothing_is_drawn(cli_runs):
   run = cli_runs["predict_good"]
   assert run.returncode == 0, run.stderr
@@ -276,6 +274,7 @@ def test_predictor_checks_boxes_before_running_the_network(fake_predictor,
   assert "of box" not in caplog.text
 
 
+@pytest.mark.slow
 def test_predict_refuses_a_box_outside_the_image_in_one_line(cli_runs):
   line = _one_error_line(cli_runs["predict_outside"], "predict")
   assert "box 100,5,120,30 lies wholly outside" in line
@@ -383,6 +382,7 @@ def test_malformed_ground_truth_files_are_input_errors(shared_mpii, tmp_path):
   ])
 
 
+@pytest.mark.slow
 def test_pckh_reports_a_truncated_file_in_one_line(cli_runs):
   line = _one_error_line(cli_runs["pckh_truncated"], "pckh")
   assert "truncated.h5" in line

@@ -20,6 +20,7 @@ from acnn_jax import errors
 from acnn_jax import saved_config
 from acnn_jax import train
 from acnn_jax import train_step
+from conftest import PROCESS_TIMEOUT
 from conftest import one_device_environment
 from conftest import saved_state
 from conftest import tiny_config
@@ -27,8 +28,6 @@ from input_pipeline import mpii_builder
 from input_pipeline import synthetic
 
 DRIVER = os.path.join(os.path.dirname(__file__), "killable_training.py")
-# A killed or resumed tiny run takes ~30 s on a 2-core CPU; a hang fails.
-PROCESS_TIMEOUT = 300
 
 
 @pytest.fixture(scope="module")
@@ -107,23 +106,37 @@ def _copy(trained_dir, tmp_path):
   return workdir
 
 
+def _nan_loss(original):
+  def loss(predictions, targets, weights):
+    value, per_stage = original(predictions, targets, weights)
+    return value * jnp.nan, per_stage * jnp.nan
+  return loss
+
+
+def _nan_gradient(original):
+  def loss(predictions, targets, weights):
+    value, per_stage = original(predictions, targets, weights)
+    # sqrt'(0) is inf, times 0: the value is the loss, the gradient NaN.
+    return value + jnp.sum(jnp.sqrt(predictions * 0.0)), per_stage
+  return loss
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("broken_loss,match", [
+    # The loss itself is NaN from step 3 on: found when the metrics are read.
+    (_nan_loss, r"loss is nan at or before step 3.*step 2, is kept"),
+    # The loss is finite but its gradient NaN: found before the save.
+    (_nan_gradient, r"after step 3 holds NaN.*step 2, is kept"),
+], ids=["nan_loss", "nan_gradient"])
 def test_a_diverged_state_is_never_saved(trained, data, tmp_path,
-                                         monkeypatch):
-  """The loss of step 3 is finite but its gradient is NaN: the state after
-  step 3 must not become checkpoint 3, and the error names checkpoint 2."""
+                                         monkeypatch, broken_loss, match):
+  """Step 3 goes wrong: the state after it must not become checkpoint 3,
+  checkpoint 2 stays as it was, and the error names it."""
   workdir = _copy(trained, tmp_path)
   before, _ = saved_state(workdir, "a")
-  original = train_step.heatmap_loss
-
-  def nan_gradient(predictions, targets, weights):
-    loss, per_stage = original(predictions, targets, weights)
-    # sqrt'(0) is inf, times 0: the value is the loss, the gradient NaN.
-    return loss + jnp.sum(jnp.sqrt(predictions * 0.0)), per_stage
-
-  monkeypatch.setattr(train_step, "heatmap_loss", nan_gradient)
-  with pytest.raises(train.NonFiniteLossError,
-                     match=r"after step 3 holds NaN.*step 2, is kept"):
+  monkeypatch.setattr(train_step, "heatmap_loss",
+                      broken_loss(train_step.heatmap_loss))
+  with pytest.raises(train.NonFiniteLossError, match=match):
     train.train_and_evaluate(tiny_config("a", num_epochs=2, **data),
                              workdir)
   after, step = saved_state(workdir, "a")

@@ -20,6 +20,7 @@ import scipy.io
 
 from acnn_jax import errors
 from acnn_jax import mpii
+from conftest import PROCESS_TIMEOUT
 from input_pipeline import mpii_official
 from input_pipeline import synthetic
 
@@ -288,13 +289,14 @@ def test_left_and_right_limbs_have_different_colours(tmp_path):
   assert np.mean(np.array(cool) < -40) >= 0.75
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
   env = dict(os.environ, PYTHONPATH=str(REPO))
   result = subprocess.run(
       [sys.executable, "-m", "input_pipeline.synthetic",
        f"--output_dir={tmp_path}", "--num_images=2", "--seed=1",
        "--layout=json"], cwd=tmp_path, env=env, capture_output=True,
-      text=True, check=True, timeout=120)
+      text=True, check=True, timeout=PROCESS_TIMEOUT)
   summary = json.loads(result.stdout.strip().splitlines()[-1])
   assert summary["images"] == 2
   assert (tmp_path / "annot" / "valid.json").is_file()

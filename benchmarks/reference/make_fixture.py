@@ -68,7 +68,7 @@ NETWORKS = {
                   input_size=256, batch_size=2, num_batches=2, steps=2,
                   tolerances=dict(forward=1e-4, gradient=1e-3, loss=1e-3)),
 }
-# The paper's rates (ACNN.md section 2): A 5e-4, B and C 2.5e-4.
+# The paper's rates (docs/design.md section 2): A 5e-4, B and C 2.5e-4.
 LEARNING_RATES = {"a": 5e-4, "b": 2.5e-4, "c": 2.5e-4}
 # The forward checks run on this many images of the first batch.
 FORWARD_IMAGES = 2

@@ -13,8 +13,8 @@ code. The sources, and what each part follows:
   per stage Residual, conv1x1 + BN + ReLU (`lin`), conv1x1 to the heatmaps,
   and between stages X + conv1x1(ll) + conv1x1(H). Every convolution has a
   bias; BatchNorm is PyTorch's (momentum 0.1, eps 1e-5, Torch7's defaults).
-- ACNN (arXiv 1809.08371, as the project's specification ACNN.md reads
-  it): each stage's attention head f_c on `ll` (conv3x3 + BN + ReLU twice,
+- ACNN (arXiv 1809.08371, as docs/design.md section 1 specifies it):
+  each stage's attention head f_c on `ll` (conv3x3 + BN + ReLU twice,
   conv1x1 to one channel, sigmoid; optionally binarised straight-through),
   the mask multiplying the next stage's input features, and Eq. 4:
   P_1 = H_1, P_i = M_{i-1} H_i + (1 - M_{i-1}) P_{i-1} ('gated'), or the
