@@ -203,7 +203,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     logging.info("Phase %s, step %d:\n%s%s", phase.name, step,
                  pckh.format_table(result.table),
                  mask_stats.format_stats(result.mask_stats))
-    record = {**scalars, "phase": phase.name, "step": step}
+    # How many people the table scored: a figure means little without it.
+    record = {**scalars, "num_people": len(result.predictions),
+              "phase": phase.name, "step": step}
     # Every process has the whole table; process 0 writes the files.
     if distributed.is_primary():
       visualize.write_pictures(writer, os.path.join(out_dir, "pictures"),

@@ -8,10 +8,13 @@ For each seed, trains and evaluates on the synthetic MPII-format set:
 
 with the same network, the same total number of steps and the same data, and
 prints one table: PCKh Mean, Mean@0.1, per joint, where the first mask looks
-(`acnn_jax.mask_stats`) and the time. Each run is `train.train_and_evaluate`,
-so every workdir can be opened in TensorBoard or with `acnn_jax.evaluate`.
+(`acnn_jax.mask_stats`) and the time, each as the mean over the seeds with
+its [min, max]. Each run is `train.train_and_evaluate`, so every workdir can
+be opened in TensorBoard or with `acnn_jax.evaluate`.
 
-On the 2-core CPU (about 20 minutes per seed with the defaults, 40 in all):
+By default it is the demo's recipe (`configs/demo.py`: network, crop, data,
+learning rates, the demo's total steps, B and C their share of them) over
+seeds 0, 1 and 2:
 
   python benchmarks/attention_ablation.py --workdir=/tmp/ablation
 
@@ -41,35 +44,48 @@ from configs import demo as demo_config
 
 FLAGS = flags.FLAGS
 
-# The budget's shares per variant, in training order.
+
+def _demo_steps(phase):
+  return demo_config.PHASES[phase][1]
+
+
+DEMO_STEPS = sum(_demo_steps(p) for p in "abc")
+# The budget's shares per variant, in training order: ACNN's as the demo
+# splits it; A -> C gives B's share to C.
+_A_SHARE = _demo_steps("a") / DEMO_STEPS
 VARIANTS = {
     "plain": (("a", 1.0),),
-    "abc": (("a", 0.7), ("b", 0.15), ("c", 0.15)),
-    "ac": (("a", 0.7), ("c", 0.3)),
+    "abc": (("a", _A_SHARE), ("b", _demo_steps("b") / DEMO_STEPS),
+            ("c", _demo_steps("c") / DEMO_STEPS)),
+    "ac": (("a", _A_SHARE), ("c", 1.0 - _A_SHARE)),
 }
+# The fields the flags below may resize (None: the demo's value).
+RESIZABLE = ("num_stacks", "features", "attention_features", "hourglass_depth",
+             "input_size", "batch_size", "synthetic_images")
 
 
 def define_flags():
   flags.DEFINE_string("workdir", "/tmp/acnn_ablation", "Where runs go.")
-  flags.DEFINE_list("seeds", ["0", "1"], "Initialisation and data seeds.")
+  flags.DEFINE_list("seeds", ["0", "1", "2"],
+                    "Initialisation, example-order and augmentation seeds.")
   flags.DEFINE_list("variants", list(VARIANTS), "Which variants to run.")
-  flags.DEFINE_integer("steps", 400, "Total training steps of each run.")
-  flags.DEFINE_integer("num_stacks", 2, "Hourglass stages.")
-  flags.DEFINE_integer("features", 32, "Feature width.")
-  flags.DEFINE_integer("attention_features", 16, "Attention heads' width.")
-  flags.DEFINE_integer("hourglass_depth", 3, "Hourglass levels.")
-  flags.DEFINE_integer("input_size", 128, "Crop side.")
-  flags.DEFINE_integer("batch_size", 16, "Global batch.")
-  flags.DEFINE_integer("synthetic_images", 600, "Synthetic images to write.")
+  flags.DEFINE_integer("steps", DEMO_STEPS, "Total training steps of each run "
+                       "(default: the demo's three phases together).")
+  flags.DEFINE_integer("num_stacks", None, "Hourglass stages.")
+  flags.DEFINE_integer("features", None, "Feature width.")
+  flags.DEFINE_integer("attention_features", None, "Attention heads' width.")
+  flags.DEFINE_integer("hourglass_depth", None, "Hourglass levels.")
+  flags.DEFINE_integer("input_size", None, "Crop side.")
+  flags.DEFINE_integer("batch_size", None, "Global batch.")
+  flags.DEFINE_integer("synthetic_images", None, "Synthetic images to write.")
 
 
 def phase_config(phase, steps, seed, data_root):
   """The demo's config of `phase`, resized by the flags, for `steps` steps."""
   config = demo_config.get_config(phase)
-  for name in ("num_stacks", "features", "attention_features",
-               "hourglass_depth", "input_size", "batch_size",
-               "synthetic_images"):
-    config[name] = getattr(FLAGS, name)
+  for name in RESIZABLE:
+    if getattr(FLAGS, name) is not None:
+      config[name] = getattr(FLAGS, name)
   config.seed = seed
   config.manual_dir = os.path.join(data_root, "synthetic_mpii")
   config.data_dir = os.path.join(data_root, "tfds")
@@ -103,21 +119,31 @@ def run_variant(name, seed, data_root):
   return results, time.time() - start
 
 
-def _row(name, runs):
-  """One table row: the mean over seeds (and the spread of Mean)."""
-  keys = ["Mean", "Mean@0.1"] + [column for column, _ in mpii.PCKH_COLUMNS]
-  masks = ["mask/stage_1/" + s for s in mask_stats.STATS]
-  values = {k: np.mean([r[k] for r, _ in runs]) for k in keys}
-  spread = np.ptp([r["Mean"] for r, _ in runs])
-  cells = [name, f"{values['Mean']:.2f} ± {spread / 2:.2f}"]
-  cells += [f"{values[k]:.2f}" for k in keys[1:]]
-  for key in masks:
-    found = [r[key] for r, _ in runs if key in r]
-    cells.append(f"{np.mean(found):.3f}" if found else "-")
-  cells.append(f"{np.mean([s for _, s in runs]):.0f}")
-  header = (["variant", "Mean"] + keys[1:] +
+def summary_rows(runs):
+  """The table of `runs` ({variant: [(results, seconds), ...]}): a header
+  and, per variant, the mean over seeds of each figure with its [min, max]
+  (Mean, Mean@0.1, the first mask's statistics) or alone (the joints)."""
+  spread = ["Mean", "Mean@0.1"] + ["mask/stage_1/" + s for s in
+                                   mask_stats.STATS]
+  joints = [column for column, _ in mpii.PCKH_COLUMNS]
+  header = (["variant", "Mean", "Mean@0.1"] + joints +
             ["M1 " + s for s in mask_stats.STATS] + ["s/run"])
-  return header, cells
+  rows = []
+  for name, got in runs.items():
+    def cell(key, digits, with_range):
+      found = [r[key] for r, _ in got if key in r]
+      if not found:
+        return "-"
+      text = f"{np.mean(found):.{digits}f}"
+      if with_range:
+        text += f" [{np.min(found):.{digits}f}, {np.max(found):.{digits}f}]"
+      return text
+    cells = [name] + [cell(k, 2, True) for k in spread[:2]]
+    cells += [cell(k, 2, False) for k in joints]
+    cells += [cell(k, 3, True) for k in spread[2:]]
+    cells.append(f"{np.mean([s for _, s in got]):.0f}")
+    rows.append(cells)
+  return header, rows
 
 
 def main(argv):
@@ -132,13 +158,12 @@ def main(argv):
   for seed in FLAGS.seeds:
     for name in FLAGS.variants:
       runs[name].append(run_variant(name, int(seed), data_root))
-  rows = [_row(name, got) for name, got in runs.items()]
-  header = rows[0][0]
+  header, rows = summary_rows(runs)
   print(f"\n{FLAGS.steps} steps per run, seeds {','.join(FLAGS.seeds)}; "
-        "Mean is the mean over seeds ± half their range.")
+        "each figure is the mean over the seeds [min, max].")
   print("| " + " | ".join(header) + " |")
   print("|" + "---|" * len(header))
-  for _, cells in rows:
+  for cells in rows:
     print("| " + " | ".join(cells) + " |")
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 
+import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,6 +61,9 @@ def test_each_phase_trains_two_steps_and_writes_its_results(trained_workdir):
     results = _results(path, phase)
     assert results["step"] == 2 and results["phase"] == phase
     assert results == tables[phase]  # What train_and_evaluate returned.
+    # Every validation person of the synthetic set's valid.h5 was scored.
+    with h5py.File(os.path.join(path, "synthetic_mpii", "valid.h5")) as f:
+      assert results["num_people"] == len(f["index"]) > 0
     assert os.path.exists(os.path.join(out, "config.json"))
     assert os.listdir(os.path.join(out, "pictures"))
     assert any(f.startswith("events.out") for f in os.listdir(out))
