@@ -103,19 +103,27 @@ def phase_config(phase, steps, seed, data_root):
   return config
 
 
-def run_variant(name, seed, data_root):
-  """Trains one variant's phases in a fresh workdir; returns (results, s)."""
+def run_variant(name, seed, data_root, shared_a=None):
+  """Trains one variant's phases in a fresh workdir; returns (results, s).
+
+  With `shared_a` (a finished phase A of the same seed, steps and data:
+  A -> B -> C's, for A -> C) the variant starts from it instead of training
+  the same phase A again; its time then counts only its own phases.
+  """
   workdir = os.path.join(FLAGS.workdir, f"{name}_seed{seed}")
   start = time.time()
   previous = None
   results = None
   for phase, share in VARIANTS[name]:
+    if phase == "a" and shared_a is not None:
+      previous = shared_a
+      continue
     steps = max(1, round(share * FLAGS.steps))
     config = phase_config(phase, steps, seed, data_root)
     if previous is not None:  # A -> C skips B: start C from A explicitly.
-      config.init_from = os.path.join(workdir, f"phase_{previous}")
+      config.init_from = previous
     results = train.train_and_evaluate(config, workdir)
-    previous = phase
+    previous = os.path.join(workdir, f"phase_{phase}")
   return results, time.time() - start
 
 
@@ -157,10 +165,15 @@ def main(argv):
   runs = {name: [] for name in FLAGS.variants}
   for seed in FLAGS.seeds:
     for name in FLAGS.variants:
-      runs[name].append(run_variant(name, int(seed), data_root))
+      # A -> B -> C and A -> C begin with the same phase A: train it once.
+      shared_a = None
+      if name == "ac" and "abc" in FLAGS.variants:
+        shared_a = os.path.join(FLAGS.workdir, f"abc_seed{seed}", "phase_a")
+      runs[name].append(run_variant(name, int(seed), data_root, shared_a))
   header, rows = summary_rows(runs)
   print(f"\n{FLAGS.steps} steps per run, seeds {','.join(FLAGS.seeds)}; "
-        "each figure is the mean over the seeds [min, max].")
+        "each figure is the mean over the seeds [min, max]; A -> C starts "
+        "from A -> B -> C's phase A (its s/run leaves that out).")
   print("| " + " | ".join(header) + " |")
   print("|" + "---|" * len(header))
   for cells in rows:

@@ -43,3 +43,14 @@ def test_the_default_seed_is_the_configs(monkeypatch, tmp_path):
   demo.run(str(tmp_path), "b")
   assert [(c.phase, c.seed) for c, _ in calls] == [
       ("b", demo_config.get_config("b").seed)]
+
+
+def test_the_demo_never_mirrors_its_colour_coded_people():
+  """The synthetic people's sides are coloured: a mirrored crop (labels
+  swapped) contradicts the colour and collapses left onto right (configs/
+  demo.py says more). Every phase trains and evaluates unmirrored, on at
+  least 500 validation people's worth of images."""
+  for phase in "abc":
+    config = demo_config.get_config(phase)
+    assert config.flip_prob == 0.0 and not config.flip_test, phase
+    assert config.synthetic_images >= 2000, phase
