@@ -4,9 +4,10 @@ One object owns both directions (mmpose's `MSRAHeatmap` idea), so training
 targets and inference decoding can never drift apart. Coordinates are heatmap
 pixel indices (see `geometry`): pixel (i, j) has its centre at x = j, y = i.
 
-* encode (TensorFlow, runs inside tf.data): an unnormalised Gaussian with peak
-  1 and `sigma` heatmap pixels, centred at the joint's sub-pixel position, for
-  every annotated joint that falls inside the heatmap; weight 0 otherwise.
+* encode (tf.data for evaluation, jax.numpy inside the train step): an
+  unnormalised Gaussian with peak 1 and `sigma` heatmap pixels, centred at
+  the joint's sub-pixel position, for every annotated joint that falls
+  inside the heatmap; weight 0 otherwise.
 * decode (jax.numpy, jittable; numpy arrays in, jax arrays out): argmax of each
   heatmap, moved a quarter pixel towards the higher neighbour in x and in y
   when not on the border (Newell / pose-hg-train), and the peak value as the
@@ -50,31 +51,47 @@ class HeatmapCodec:
   def heatmap_size(self) -> int:
     return self.input_size // self.stride
 
-  def encode(self, joints, annotated):
-    """Gaussian targets for one person (TensorFlow ops).
+  def encode(self, joints, annotated, xp=None):
+    """Gaussian targets for one person or a batch of them.
+
+    Written once for two array namespaces: tf.experimental.numpy in tf.data
+    (evaluation's targets) and jax.numpy on the device, inside the jitted
+    train step (`acnn_jax.training_batch`), so both draw the same numbers.
 
     Args:
-      joints: (K, 2) float joint positions in heatmap pixels (x, y).
-      annotated: (K,) bool, whether each joint is annotated.
+      joints: (..., K, 2) float joint positions in heatmap pixels (x, y).
+      annotated: (..., K) bool, whether each joint is annotated.
+      xp: the array namespace; None means tf.experimental.numpy.
 
     Returns:
-      heatmaps: (h, h, K) float32, peak 1 at each kept joint, zeros elsewhere.
-      weights: (K,) float32, 1 for annotated joints inside the heatmap.
+      heatmaps: (..., h, h, K) float32, peak 1 at each kept joint, zeros
+        elsewhere.
+      weights: (..., K) float32, 1 for annotated joints inside the heatmap.
     """
-    # Imported here: decoding (jax) must work without TensorFlow.
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if xp is None:
+      # Imported here: decoding (jax) must work without TensorFlow.
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      xp = tf.experimental.numpy
     size = self.heatmap_size
-    joints = tf.cast(joints, tf.float32)
-    # A joint counts as inside when it lies on the heatmap's area, i.e. within
-    # half a pixel of the outermost pixel centres.
-    inside = tf.reduce_all((joints >= -0.5) & (joints < size - 0.5), axis=-1)
-    weights = tf.cast(tf.logical_and(tf.cast(annotated, tf.bool), inside),
-                      tf.float32)
-    grid = tf.range(size, dtype=tf.float32)
-    dx = grid[None, :, None] - joints[None, None, :, 0]  # (1, w, K)
-    dy = grid[:, None, None] - joints[None, None, :, 1]  # (h, 1, K)
-    gauss = tf.exp(-(dx * dx + dy * dy) / (2.0 * self.sigma ** 2))
-    return gauss * weights[None, None, :], weights
+    joints = xp.asarray(joints, dtype=xp.float32)
+    weights = self.target_weight(joints, annotated, xp)
+    grid = xp.arange(size, dtype=xp.float32)
+    dx = grid[:, None] - joints[..., None, None, :, 0]  # (..., 1, w, K)
+    dy = grid[:, None, None] - joints[..., None, None, :, 1]  # (..., h, 1, K)
+    gauss = xp.exp(-(dx * dx + dy * dy) / (2.0 * self.sigma ** 2))
+    return gauss * weights[..., None, None, :], weights
+
+  def target_weight(self, joints, annotated, xp):
+    """(..., K) float32: 1 for annotated joints inside the heatmap, else 0.
+
+    A joint counts as inside when it lies on the heatmap's area, i.e. within
+    half a pixel of the outermost pixel centres.
+    """
+    size = self.heatmap_size
+    joints = xp.asarray(joints, dtype=xp.float32)
+    inside = xp.all((joints >= -0.5) & (joints < size - 0.5), axis=-1)
+    kept = xp.logical_and(xp.asarray(annotated, dtype=xp.bool_), inside)
+    return xp.asarray(kept, dtype=xp.float32)
 
   def decode(self, heatmaps):
     """Joint positions and confidences from heatmaps (jittable).

@@ -1,17 +1,23 @@
-"""A convolution whose weight gradient is a few matrix products.
+"""A convolution whose weight gradient, on CPU, is a few matrix products.
 
 XLA:CPU lowers the weight gradient of a 3x3 convolution (the backward-filter
 convolution) to a slow loop: for the paper's network it is most of a
 training step, and the programs holding it take several times longer to
-compile, and to load from the persistent cache. Here the weight gradient is
-written as what it is, a product of the input's patches with the output
-gradient (docs/design.md section 7),
+compile, and to load from the persistent cache. On CPU the weight gradient
+is therefore written as what it is, a product of the input's patches with
+the output gradient (docs/design.md section 7),
 
   dK[i, j, c, o] = sum over (n, y, x) of X[n, y + i, x + j, c] * G[n, y, x, o]
 
-which every backend runs as GEMMs. The forward pass and the input
-gradient stay XLA's convolutions. `Conv` has flax's `nn.Conv` parameters
-(the same names, shapes and initialisers), so checkpoints are unchanged.
+which XLA:CPU runs as GEMMs. On every other platform (cuda, rocm, tpu, ...)
+the weight gradient is XLA's own backward-filter convolution, which cuDNN
+and the TPU run well, while the GEMM form would copy each layer's input
+once per kernel offset. The choice is made when the program is lowered
+(`jax.lax.platform_dependent`), so a program holds only its platform's
+form, and one traced for several platforms picks it before compiling. The
+forward pass and the input gradient are XLA's convolutions everywhere.
+`Conv` has flax's `nn.Conv` parameters (the same names, shapes and
+initialisers), so checkpoints are unchanged and move between platforms.
 """
 
 import functools
@@ -78,11 +84,27 @@ def _forward(x, kernel, stride):
   return _convolve(x, kernel, stride), (x, kernel)
 
 
+def xla_weight_gradient(x, g, kernel, stride: int = 1):
+  """dK of `conv` as XLA computes it: the VJP of the convolution with
+  respect to the kernel, a backward-filter convolution (only `kernel`'s
+  shape and dtype matter: the convolution is linear in it)."""
+  _, kernel_vjp = jax.vjp(lambda k: _convolve(x, k, stride), kernel)
+  return kernel_vjp(g)[0]
+
+
 def _backward(stride, residuals, g):
   x, kernel = residuals
   _, input_vjp = jax.vjp(lambda inputs: _convolve(inputs, kernel, stride), x)
-  dk = weight_gradient(x, g, kernel.shape, stride)
-  return input_vjp(g)[0], dk.astype(kernel.dtype)
+  # Chosen when lowering, by the platform the program is lowered for: the
+  # GEMMs where XLA's backward-filter convolution is slow (CPU), XLA's own
+  # where it is fast and the GEMMs' nine shifted copies of x are not.
+  dk = jax.lax.platform_dependent(
+      x, g, kernel,
+      cpu=lambda x, g, kernel: weight_gradient(
+          x, g, kernel.shape, stride).astype(kernel.dtype),
+      default=lambda x, g, kernel: xla_weight_gradient(
+          x, g, kernel, stride).astype(kernel.dtype))
+  return input_vjp(g)[0], dk
 
 
 conv.defvjp(_forward, _backward)
@@ -90,7 +112,11 @@ conv.defvjp(_forward, _backward)
 
 class Conv(nn.Module):
   """`nn.Conv(features, (k, k), strides=stride, padding=k // 2)`, computed
-  by `conv`: the same parameters ('kernel' (k, k, C, O), 'bias' (O,)).
+  by `conv`: the same parameters ('kernel' (k, k, C, O), 'bias' (O,)), the
+  same function and gradients; only the CPU program differs, whose weight
+  gradient is GEMMs (`weight_gradient`) instead of XLA:CPU's slow
+  backward-filter convolution. Lowered for a GPU or TPU it is nn.Conv's
+  program.
 
   Attributes:
     features: output channels.

@@ -79,6 +79,23 @@ def _device_fn(predict_fn, codec):
   return fn
 
 
+@inference.built_once
+def _eval_fns(model, codec, flip_test, flip_shift, masks_to_one,
+              num_devices):
+  """(heatmap function, mapped evaluation function) of one setting.
+
+  Built once per process and setting (`inference.built_once`): a training
+  run evaluates every `eval_every_epochs`, and each evaluation reuses the
+  programs the first one compiled.
+  """
+  predict_fn = inference.make_predict_fn(model, flip_test, flip_shift,
+                                         masks_to_one)
+  p_fn = parallel.data_parallel(_device_fn(predict_fn, codec), parallel.AXIS,
+                                in_axes=(None, 0), out_axes=0,
+                                num_devices=num_devices)
+  return predict_fn, p_fn
+
+
 def _heatmap_joints(batch, key, heatmap_size):
   """Joints (`joints` or `other_joints`) in heatmap pixels of the crops."""
   return np.stack([
@@ -125,6 +142,9 @@ def evaluate(model, variables, batches, *, input_size: int,
     region_stats: also measure the masks on the target person and the
       background (`mask_stats`; trustworthy on the synthetic set only).
 
+  The compiled programs are kept for the next call with equal settings
+  (`_eval_fns`): a run's later evaluations compile nothing.
+
   Returns:
     An `EvalResult`; every real person of the split is counted once (in a
     multi-host run: of every process's share, process 0's first; every
@@ -132,10 +152,9 @@ def evaluate(model, variables, batches, *, input_size: int,
   """
   model = model.clone(bn_axis_name=None)
   codec = codec_lib.HeatmapCodec(input_size)
-  predict_fn = inference.make_predict_fn(model, flip_test, flip_shift,
-                                         masks_to_one)
-  p_fn = parallel.data_parallel(_device_fn(predict_fn, codec), parallel.AXIS,
-                                in_axes=(None, 0), out_axes=0)
+  predict_fn, p_fn = _eval_fns(model, codec, bool(flip_test),
+                               bool(flip_shift), bool(masks_to_one),
+                               jax.device_count())
   keys = ("joints", "annotated", "head_size", "index", "person")
   kept = {k: [] for k in keys + ("coords", "confidences")}
   gating = model.num_stacks - 1 if model.attention and not masks_to_one else 0

@@ -24,6 +24,35 @@ import numpy as np
 from acnn_jax import geometry
 from acnn_jax import mpii
 
+# Jitted functions kept per process by `built_once`: a run needs a handful
+# (one per phase and setting); the bound only keeps a notebook that makes
+# many models from holding all of their programs.
+_BUILT_ONCE_SIZE = 32
+
+
+def built_once(builder):
+  """Decorates a builder of jitted functions so that equal arguments get the
+  same function back, and with it the programs it has already compiled.
+
+  A new `jax.jit` of a new closure compiles again even for an equal model:
+  jit caches by the function object. Evaluation every few thousand steps
+  of a training run, and every `predict.Predictor`, would each recompile
+  the network. The arguments are the static things the program depends on
+  (a flax module hashes by its fields, so `model.clone()` is the same key);
+  unhashable arguments get a new function, as before.
+  """
+  cached = functools.lru_cache(maxsize=_BUILT_ONCE_SIZE)(builder)
+
+  @functools.wraps(builder)
+  def build(*key):
+    try:
+      hash(key)
+    except TypeError:
+      return builder(*key)
+    return cached(*key)
+  build.cache_clear = cached.cache_clear
+  return build
+
 
 def mirror_images(images):
   """Mirrors (B, H, W, C) images left-right."""
@@ -92,7 +121,9 @@ def make_predict_fn(model, flip_test=True, flip_shift=False,
 
   Returns:
     A jitted `fn(variables, images) -> dict` for (B, H, W, 3) float32 images
-    in [0, 1] (it can also be called inside `jax.pmap`), with
+    in [0, 1] (it can also be called inside `jax.pmap`); equal arguments
+    give the same function (`built_once`), so it compiles once per process
+    and input shape. It returns
       heatmaps: (B, h, w, K) the final prediction P_S, flip-averaged when
         `flip_test`;
       stage_predictions: (S, B, h, w, K) every stage's P_i, flip-averaged
@@ -100,11 +131,20 @@ def make_predict_fn(model, flip_test=True, flip_shift=False,
       masks: (S, B, h, w, 1) the attention masks of the un-mirrored pass.
     The model runs with train=False (BatchNorm running statistics).
   """
-  permutation = np.asarray(flip_permutation)
+  permutation = tuple(int(j) for j in np.asarray(flip_permutation))
   num_joints = getattr(model, "num_joints", len(permutation))
   if flip_test and len(permutation) != num_joints:
     raise ValueError(f"flip_permutation has {len(permutation)} joints but the "
                      f"model predicts {num_joints}.")
+  # flip_shift means nothing without the flip test: one program for both.
+  return _predict_fn(model, bool(flip_test), bool(flip_test and flip_shift),
+                     bool(masks_to_one), permutation)
+
+
+@built_once
+def _predict_fn(model, flip_test, flip_shift, masks_to_one, permutation):
+  """`make_predict_fn`'s function, one per setting (`built_once`)."""
+  permutation = np.asarray(permutation)
 
   def predict(variables, images):
     images = jnp.asarray(images, jnp.float32)

@@ -183,7 +183,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Donated: the step writes the new state into the old one's buffers.
   p_train_step = train_step_lib.make(
       model, tx, phase, learning_rate_fn, config.attention_sparsity,
-      donate=True)
+      donate=True, cross_device_batch_norm=config.cross_device_batch_norm,
+      sigma=config.sigma)
 
   def run_evaluation(step):
     ds = pipeline.create_dataset(

@@ -10,12 +10,14 @@ from typing import Any, Callable, Dict, Optional
 
 import flax
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import optax
 
 from acnn_jax import models
 from acnn_jax import parallel
 from acnn_jax import phases
+from acnn_jax import training_batch
 
 
 @flax.struct.dataclass
@@ -73,8 +75,12 @@ def _task_norms(grads) -> Dict[str, jax.Array]:
 def train_step(state: TrainState, batch, *, model: models.ACNN,
                tx: optax.GradientTransformation, phase: phases.Phase,
                learning_rate_fn, attention_sparsity: float = 0.0,
-               axis_name: Optional[str] = parallel.AXIS):
+               axis_name: Optional[str] = parallel.AXIS,
+               sigma: float = 1.0):
   """One step on a device's share of the batch (map it with `make`).
+
+  The batch is compact, as the input pipeline sends it, or already holds
+  float images and heatmaps (`training_batch.expand`, with `sigma`).
 
   Gradients, BatchNorm statistics (the model's `bn_axis_name`) and metrics
   are averaged over `axis_name` (None: one device, nothing to average).
@@ -84,6 +90,7 @@ def train_step(state: TrainState, batch, *, model: models.ACNN,
   layers run on their running statistics, so they stay bit-for-bit the same.
   The loss is `heatmap_loss`, plus `mask_prior` when the masks are learned.
   """
+  batch = training_batch.expand(batch, sigma)
   prior_weight = 0.0 if phase.masks_to_one else attention_sparsity
   trained, frozen = models.split_by_task(state.params, phase.trained)
 
@@ -122,12 +129,22 @@ def train_step(state: TrainState, batch, *, model: models.ACNN,
 def make(model: models.ACNN, tx: optax.GradientTransformation,
          phase: phases.Phase, learning_rate_fn: Callable,
          attention_sparsity: float = 0.0, donate: bool = False,
-         num_devices: Optional[int] = None):
+         num_devices: Optional[int] = None,
+         cross_device_batch_norm: bool = True, sigma: float = 1.0):
   """`train_step` mapped over the local devices (`parallel.data_parallel`).
 
   The state is passed and returned once (in/out_axes None), not replicated:
   gradients and statistics are averaged, so every device holds the same.
   The batch has the device axis first (`parallel.shard`).
+
+  With `cross_device_batch_norm=False` BatchNorm normalises each device's
+  share of the batch with that share's own statistics, as one GPU of
+  Newell's recipe did its whole batch; each device updates the running
+  statistics with them, and the updated running statistics of the trained
+  tasks are then averaged over the devices (one all-reduce after the step,
+  instead of one per layer in the forward pass and in the backward pass),
+  so that the one returned state holds their expectation over the
+  devices: the statistics of a per-device batch, which inference then uses.
 
   Args:
     model: the ACNN (its BatchNorm axis is set here).
@@ -138,15 +155,34 @@ def make(model: models.ACNN, tx: optax.GradientTransformation,
     donate: let XLA reuse the input state's buffers for the output state
       (the caller must not use the state it passed in again).
     num_devices: default: all local devices.
+    cross_device_batch_norm: BatchNorm's batch statistics over the whole
+      global batch (all devices) in the forward pass; False: over each
+      device's share (`config.cross_device_batch_norm`).
+    sigma: the heatmaps' Gaussian width for compact batches
+      (`config.sigma`; `training_batch.expand`).
 
   Returns:
     (state, sharded batch) -> (new state, metrics averaged over devices).
   """
   axis_name = parallel.collective_axis(num_devices)
+  bn_axis_name = axis_name if cross_device_batch_norm else None
   step = functools.partial(
-      train_step, model=model.clone(bn_axis_name=axis_name), tx=tx,
+      train_step, model=model.clone(bn_axis_name=bn_axis_name), tx=tx,
       phase=phase, learning_rate_fn=learning_rate_fn,
-      attention_sparsity=attention_sparsity, axis_name=axis_name)
+      attention_sparsity=attention_sparsity, axis_name=axis_name,
+      sigma=sigma)
+  if axis_name is not None and bn_axis_name is None:
+    per_device_step = step
+
+    def step(state, batch):  # pylint: disable=function-redefined
+      new_state, metrics = per_device_step(state, batch)
+      # Only the trained tasks' statistics moved; the frozen ones stay
+      # bit for bit. One vector, so one all-reduce, not one per leaf.
+      moved = models.split_by_task(new_state.batch_stats, phase.trained)[0]
+      flat, unflatten = jax.flatten_util.ravel_pytree(moved)
+      moved = unflatten(parallel.pmean(flat, axis_name))
+      return new_state.replace(
+          batch_stats={**new_state.batch_stats, **moved}), metrics
   return parallel.data_parallel(step, parallel.AXIS, in_axes=(None, 0),
                                 out_axes=(None, None),
                                 donate_argnums=(0,) if donate else (),

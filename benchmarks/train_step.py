@@ -9,6 +9,9 @@ For each phase and compute dtype, prints one JSON line per measurement:
    "compile_s"   XLA compilation, or loading from the persistent cache
                  ("from_cache": true),
    "first_step_s", "step_s" (median of --steps after --warmup),
+   "dispatch_ms" (median over the same steps of the host's time until the
+                 call returns, the device still busy: the Python and
+                 argument handling that a fast device waits for),
    "images_per_s", "flops_per_image" (XLA's cost analysis), "tflops"
    (achieved), "peak_tflops" and "mfu" (when the peak is known)}
 
@@ -92,6 +95,9 @@ def parse_args(argv=None):
                       "GPUs/TPUs, none for CPUs).")
   parser.add_argument("--compilation_cache", default="off",
                       help="A folder for JAX's persistent cache, or off.")
+  parser.add_argument("--quiet", action="store_true",
+                      help="Print no JSON lines (callers that use the "
+                      "returned records, e.g. gpu_check.py).")
   return parser.parse_args(argv)
 
 
@@ -138,8 +144,12 @@ def counting_cache_hits():
     jax.monitoring.unregister_event_listener(listener)
 
 
-def timed(fn, steps, warmup):
-  """(first call's seconds, median of `steps` calls after `warmup`)."""
+def timed(fn, steps, warmup, dispatch=None):
+  """(first call's seconds, median of `steps` calls after `warmup`, times).
+
+  `dispatch`, a list, receives each timed call's seconds until `fn`
+  returned, before its result is waited for.
+  """
   start = time.perf_counter()
   jax.block_until_ready(fn())
   first = time.perf_counter() - start
@@ -148,9 +158,17 @@ def timed(fn, steps, warmup):
   times = []
   for _ in range(steps):
     start = time.perf_counter()
-    jax.block_until_ready(fn())
+    out = fn()
+    if dispatch is not None:
+      dispatch.append(time.perf_counter() - start)
+    jax.block_until_ready(out)
     times.append(time.perf_counter() - start)
   return first, float(np.median(times)), times
+
+
+def dispatch_ms(dispatch) -> float:
+  """The median of `timed`'s dispatch seconds, in milliseconds."""
+  return round(1e3 * float(np.median(dispatch)), 3)
 
 
 def record(args, measure, phase, dtype, batch, flops_per_device, step_s,
@@ -168,17 +186,37 @@ def record(args, measure, phase, dtype, batch, flops_per_device, step_s,
           "flops_per_image": flops_per_image, "tflops": round(achieved, 4),
           "peak_tflops": peak,
           "mfu": round(achieved / (peak * devices), 4) if peak else None}
-  print(json.dumps(line), flush=True)
+  if not getattr(args, "quiet", False):
+    print(json.dumps(line), flush=True)
   return line
 
 
-def bench_phase(args, phase_name, dtype, batch, rng):
-  phase = phases.PHASES[phase_name]
-  model = models.ACNN(
+def make_model(args, dtype: str) -> models.ACNN:
+  """The ACNN that `args` describes, computing in `dtype`."""
+  return models.ACNN(
       num_stacks=args.num_stacks, features=args.features,
       num_joints=args.num_joints, hourglass_depth=args.hourglass_depth,
       attention_features=args.attention_features,
       dtype=models.DTYPES[dtype])
+
+
+def bench_phase(args, phase_name, dtype, batch, rng, inspect=None):
+  """Times one phase's train step (and its forward pass with --forward).
+
+  Args:
+    args: `parse_args`'s namespace.
+    phase_name: 'a', 'b' or 'c'.
+    dtype: the compute dtype's name.
+    batch: the global batch.
+    rng: a numpy Generator for the random batch.
+    inspect: optional, compiled program -> dict of fields added to its
+      record (gpu_check.py adds the memory XLA planned).
+
+  Returns:
+    The records, as printed.
+  """
+  phase = phases.PHASES[phase_name]
+  model = make_model(args, dtype)
   config = types.SimpleNamespace(**OPTIMIZER)
   learning_rate = lambda step: OPTIMIZER["learning_rate"]  # pylint: disable=unnecessary-lambda-assignment
   start = time.perf_counter()
@@ -204,6 +242,7 @@ def bench_phase(args, phase_name, dtype, batch, rng):
     compiled = lowered.compile()
     compile_s = time.perf_counter() - start
   flops = flops_of(compiled)
+  inspected = inspect(compiled) if inspect else {}
 
   holder = [state]
 
@@ -211,7 +250,8 @@ def bench_phase(args, phase_name, dtype, batch, rng):
     holder[0], metrics = compiled(holder[0], device_batch)
     return metrics
 
-  first, median, times = timed(one_step, args.steps, args.warmup)
+  dispatch = []
+  first, median, times = timed(one_step, args.steps, args.warmup, dispatch)
   loss = float(jax.device_get(one_step())["loss"])
   if not np.isfinite(loss):
     raise FloatingPointError(f"phase {phase_name} {dtype}: loss {loss}")
@@ -219,15 +259,21 @@ def bench_phase(args, phase_name, dtype, batch, rng):
                   init_s=round(init_s, 2), trace_s=round(trace_s, 2),
                   compile_s=round(compile_s, 2), from_cache=hits[0] > 0,
                   first_step_s=round(first, 3),
-                  step_times=[round(t, 4) for t in times])]
+                  dispatch_ms=dispatch_ms(dispatch),
+                  step_times=[round(t, 4) for t in times], **inspected)]
   if args.forward:
     lines.append(bench_forward(args, model, phase, dtype, batch,
-                               holder[0], device_batch))
+                               holder[0], device_batch, inspect))
   return lines
 
 
-def bench_forward(args, model, phase, dtype, batch, state, device_batch):
-  """Inference: the network's forward pass alone, running statistics."""
+def bench_forward(args, model, phase, dtype, batch, state, device_batch,
+                  inspect=None):
+  """Inference: the network's forward pass alone, running statistics.
+
+  `state` needs only `params` and `batch_stats`; `device_batch` only its
+  "image"; `inspect` as in `bench_phase`.
+  """
   def forward(variables, images):
     return model.apply(variables, images, masks_to_one=phase.masks_to_one
                        ).predictions[-1]
@@ -238,12 +284,13 @@ def bench_forward(args, model, phase, dtype, batch, state, device_batch):
   start = time.perf_counter()
   compiled = mapped.lower(variables, images).compile()
   compile_s = time.perf_counter() - start
+  inspected = inspect(compiled) if inspect else {}
   first, median, times = timed(lambda: compiled(variables, images),
                                args.steps, args.warmup)
   return record(args, "forward", phase.name, dtype, batch,
                 flops_of(compiled), median, compile_s=round(compile_s, 2),
                 first_step_s=round(first, 3),
-                step_times=[round(t, 4) for t in times])
+                step_times=[round(t, 4) for t in times], **inspected)
 
 
 def main(argv=None):

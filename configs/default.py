@@ -65,7 +65,9 @@ def get_config():
   config.color_low = 0.6  # Each colour channel *= U(color_low, color_high).
   config.color_high = 1.4
   config.shuffle_buffer = 1024  # Training examples (still JPEG bytes).
-  config.cache = False  # Keep decoded images in memory (small sets only).
+  # Keep the examples (JPEG bytes as stored, not decoded images) in memory
+  # after the first epoch: no file reads, the same decoding (small sets).
+  config.cache = False
 
   # Optimisation (docs/design.md section 2; pose-hg-train's RMSProp).
   config.batch_size = 12  # Global, over all devices and hosts.
@@ -77,6 +79,12 @@ def get_config():
   config.lr_boundaries = (120, 170)  # Epochs at which lr *= lr_decay.
   config.lr_decay = 0.1
   config.steps_per_epoch = -1  # -1: train examples // batch_size.
+  # BatchNorm's batch statistics in training: True over the global batch
+  # (all devices, one all-reduce per layer); False over each device's share.
+  # Newell trained on one GPU, so per-device statistics match his when each
+  # device holds a batch of his size. Per device, the running statistics
+  # are averaged over the devices after each step.
+  config.cross_device_batch_norm = True
 
   # Evaluation (docs/design.md section 4).
   config.eval_every_epochs = 10  # Also saves the best-by-Mean checkpoint.

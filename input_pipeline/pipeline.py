@@ -6,9 +6,12 @@ people), crops, augments and batches. `acnn_jax.parallel` then splits the host
 batches over the local devices.
 
 Batches are dicts:
-  train: `image` (B, R, R, 3) float32 in [0, 1], `heatmaps` (B, R/4, R/4, 16)
-    float32, `target_weight` (B, 16) float32.
-  eval: the same plus `center` (B, 2), `scale` (B,) (the crop's),
+  train: compact (`acnn_jax.training_batch`, expanded on the device):
+    `image` (B, R, R, 3) uint8, `color` (B, 3), `target_joints` (B, 16, 2)
+    in heatmap pixels, `target_weight` (B, 16) float32.
+  eval: `image` (B, R, R, 3) float32 in [0, 1], `heatmaps` (B, R/4, R/4,
+    16) float32, `target_weight` (B, 16), `center` (B, 2), `scale` (B,)
+    (the crop's),
     `joints` (B, 16, 2) (original 0-based pixels), `annotated` (B, 16),
     `head_size` (B,), `index`, `person` (B,) and `mask` (B,): 1 for real
     people, 0 for the padding that fills the last batch, so every person of the
@@ -61,8 +64,9 @@ def create_dataset(config: ml_collections.ConfigDict, split: str,
   Args:
     config: reads `input_size`, `sigma`, `batch_size` (global), `seed`,
       `shuffle_buffer`, `augment` and the augmentation fields of
-      `preprocess.AugmentConfig`, `cache` (keep decoded images in memory: for
-      small data sets).
+      `preprocess.AugmentConfig`, `cache` (keep the split's examples, JPEG
+      bytes as stored, in memory after the first epoch: no file reads
+      after it, but every epoch still decodes; for small data sets).
     split: a TFDS split, e.g. 'train' or 'validation'.
     builder: the prepared `mpii` builder (`input_pipeline.mpii_builder`).
     train: shuffle, repeat forever, augment, drop the last partial batch.
@@ -116,8 +120,7 @@ def create_dataset(config: ml_collections.ConfigDict, split: str,
     ds = tf.data.Dataset.zip(tf.data.Dataset.counter(first), ds.skip(skip))
     ds = ds.map(
         lambda n, ex: preprocess.train_example(
-            preprocess.decode_image(ex), tf.stack([seed, n]), codec,
-            augment),
+            ex, tf.stack([seed, n]), codec, augment),
         num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch, drop_remainder=True)
   else:

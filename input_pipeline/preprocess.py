@@ -1,8 +1,15 @@
 """Per-example preprocessing ops for MPII people (TensorFlow, run in tf.data).
 
 Each op takes and returns a dict of tensors (one person) and says which keys it
-reads, changes and adds. Data flows: TFDS example -> `crop_params` ->
-[`sample_augmentation`] -> `crop_and_target` -> [`color_jitter`] -> model input.
+reads, changes and adds. Data flows:
+
+* training: TFDS example (JPEG bytes) -> `crop_params` ->
+  [`sample_augmentation`] -> `train_example`: the part of the JPEG the crop
+  reaches, decoded and warped to a uint8 crop, with the colour factors and
+  the joints in heatmap pixels; the device applies the colour and draws the
+  heatmaps (`acnn_jax.training_batch`).
+* evaluation: TFDS example -> `decode_image` -> `crop_params` ->
+  `crop_and_target` (a float32 crop and the heatmaps) -> `eval_example`.
 
 All geometry comes from `acnn_jax.geometry` and the targets from
 `acnn_jax.codec`, the same code inference uses, so training and evaluation see
@@ -18,6 +25,7 @@ import tensorflow as tf
 from acnn_jax import codec as codec_lib
 from acnn_jax import geometry
 from acnn_jax import mpii
+from acnn_jax import training_batch
 
 tnp = tf.experimental.numpy
 
@@ -94,6 +102,20 @@ def sample_augmentation(example, seed, config: AugmentConfig):
           "color": color}
 
 
+def crop_matrices(example, codec: codec_lib.HeatmapCodec):
+  """The original -> crop matrices of the input and of the heatmaps: the
+  same centre, scale, rotation and flip, so image and joints move together.
+
+  Reads `crop_center`, `crop_scale`, optional `rotation`, `flip`.
+  """
+  rotation = example.get("rotation", tf.constant(0.0))
+  flip = example.get("flip", tf.constant(False))
+  center, scale = example["crop_center"], example["crop_scale"]
+  return tuple(geometry.affine_matrix(center, scale, size, rotation, flip,
+                                      xp=tnp)
+               for size in (codec.input_size, codec.heatmap_size))
+
+
 def crop_and_target(example, codec: codec_lib.HeatmapCodec):
   """Warps the image into the crop and draws the heatmap targets.
 
@@ -105,36 +127,15 @@ def crop_and_target(example, codec: codec_lib.HeatmapCodec):
   Adds `input` (R, R, 3) float32 in [0, 1], `heatmaps` (R/4, R/4, 16),
   `target_weight` (16,).
   """
-  rotation = example.get("rotation", tf.constant(0.0))
-  flip = example.get("flip", tf.constant(False))
-  center, scale = example["crop_center"], example["crop_scale"]
-  image_matrix = geometry.affine_matrix(center, scale, codec.input_size,
-                                        rotation, flip, xp=tnp)
-  heatmap_matrix = geometry.affine_matrix(center, scale, codec.heatmap_size,
-                                          rotation, flip, xp=tnp)
+  image_matrix, heatmap_matrix = crop_matrices(example, codec)
   image = tf.cast(example["image"], tf.float32) / 255.0
   crop = geometry.warp_image(image, image_matrix, codec.input_size)
   crop = tf.ensure_shape(crop, [codec.input_size, codec.input_size, 3])
 
-  joints = geometry.apply_affine(heatmap_matrix, example["joints"], xp=tnp)
-  annotated = tf.cast(example["annotated"], tf.bool)
-  # In a mirrored crop the person's right side looks like a left side: swap.
-  perm = tf.where(flip, tf.constant(mpii.FLIP_PERMUTATION, tf.int32),
-                  tf.range(mpii.NUM_JOINTS, dtype=tf.int32))
-  joints = tf.gather(joints, perm)
-  annotated = tf.gather(annotated, perm)
+  joints, annotated = crop_joints(example, heatmap_matrix)
   heatmaps, weights = codec.encode(joints, annotated)
   return {**example, "input": crop, "heatmaps": heatmaps,
           "target_weight": weights}
-
-
-def color_jitter(example):
-  """Multiplies each colour channel by its factor and clips to [0, 1].
-
-  Reads `input`, `color`; changes `input`.
-  """
-  jittered = tf.clip_by_value(example["input"] * example["color"], 0.0, 1.0)
-  return {**example, "input": jittered}
 
 
 def head_size(example):
@@ -146,30 +147,137 @@ def head_size(example):
   return {**example, "head_size": mpii.head_size(box, xp=tnp)}
 
 
+def source_window(inverse, image_height, image_width, out_size,
+                  margin: int = 0):
+  """The part of the source image that a warp into the crop reads.
+
+  Bilinear sampling at position (x, y) reads the pixels floor(x) and
+  floor(x) + 1 (and the same in y), so the crop reads no pixel outside the
+  box spanned by its four corner pixels' source positions, widened by one.
+
+  Args:
+    inverse: (2, 3) crop -> source matrix (`geometry.invert_affine`).
+    image_height, image_width: the source image's size.
+    out_size: the crop's side.
+    margin: pixels added on every side (within the image).
+
+  Returns:
+    (4,) int32 [y, x, height, width] inside the image, at least 1 x 1 (a
+    crop wholly outside the image reads nothing, and its one edge pixel
+    does not change it).
+  """
+  last = tf.cast(out_size - 1, tf.float32)
+  corners = tf.constant([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+  source = geometry.apply_affine(inverse, corners * last, xp=tnp)
+  low = tf.cast(tf.floor(tf.reduce_min(source, axis=0)), tf.int32) - margin
+  high = (tf.cast(tf.floor(tf.reduce_max(source, axis=0)), tf.int32) + 1 +
+          margin)
+  size = tf.stack([image_width, image_height]) - 1  # Last (x, y) inside.
+  low = tf.clip_by_value(low, 0, size)
+  high = tf.clip_by_value(high, low, size)
+  extent = high - low + 1
+  return tf.stack([low[1], low[0], extent[1], extent[0]])
+
+
+# The largest JPEG block (a 4:2:0 MCU): 16 x 16 pixels.
+_JPEG_BLOCK = 16
+
+
+def warp_from_source(image, matrix, out_size):
+  """The crop as uint8: only the part of the image it reads is decoded.
+
+  Args:
+    image: the JPEG's bytes (a scalar string, as the TFDS builder stores
+      them) or the decoded (H, W, 3) uint8 image.
+    matrix: (2, 3) original -> crop matrix (`geometry.affine_matrix`).
+    out_size: the crop's side.
+
+  Returns:
+    (out_size, out_size, 3) uint8, the floor of the bilinear samples of
+    `geometry.warp_image` (zeros outside the image).
+  """
+  encoded = image.dtype == tf.string
+  shape = tf.io.extract_jpeg_shape(image) if encoded else tf.shape(image)
+  inverse = geometry.invert_affine(tf.cast(matrix, tf.float32), xp=tnp)
+  # A cropped decode upsamples the colour planes at the window's edges
+  # from fewer neighbours than a whole one: decode one 16-pixel block more
+  # on every side, so that the pixels the warp reads are the same.
+  window = source_window(inverse, shape[0], shape[1], out_size,
+                         margin=_JPEG_BLOCK if encoded else 0)
+  if encoded:
+    # libjpeg skips the colour conversion and inverse DCT of the blocks
+    # outside the window, and stops after its last row.
+    pixels = tf.io.decode_and_crop_jpeg(image, window, channels=3)
+  else:
+    pixels = tf.slice(image, [window[0], window[1], 0],
+                      [window[2], window[3], 3])
+  # The window's pixel (0, 0) is the image's (x, y) = (window[1], window[0]).
+  origin = tf.cast(tf.stack([window[1], window[0]]), tf.float32)
+  inverse = tf.concat([inverse[:, :2], (inverse[:, 2] - origin)[:, None]], 1)
+  # ImageProjectiveTransformV3 maps *output* pixel indices to input ones.
+  transform = tf.concat([tf.reshape(inverse, [6]), tf.zeros([2])], axis=0)
+  crop = tf.raw_ops.ImageProjectiveTransformV3(
+      images=pixels[None], transforms=transform[None],
+      output_shape=tf.constant([out_size, out_size], tf.int32),
+      fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")[0]
+  return tf.ensure_shape(crop, [out_size, out_size, 3])
+
+
+def crop_joints(example, matrix):
+  """The joints in the crop of `matrix`, left and right swapped when the
+  crop is mirrored: (16, 2) positions and (16,) annotated flags.
+
+  Reads `joints`, `annotated`, optional `flip`.
+  """
+  flip = example.get("flip", tf.constant(False))
+  joints = geometry.apply_affine(matrix, example["joints"], xp=tnp)
+  annotated = tf.cast(example["annotated"], tf.bool)
+  # In a mirrored crop the person's right side looks like a left side: swap.
+  perm = tf.where(flip, tf.constant(mpii.FLIP_PERMUTATION, tf.int32),
+                  tf.range(mpii.NUM_JOINTS, dtype=tf.int32))
+  return tf.gather(joints, perm), tf.gather(annotated, perm)
+
+
 # Other people of an image kept per evaluation example (MPII has up to 17
 # people in one image; the synthetic set fewer).
 MAX_OTHER_PEOPLE = 16
-TRAIN_KEYS = ("image", "heatmaps", "target_weight")
-EVAL_KEYS = TRAIN_KEYS + ("center", "scale", "joints", "annotated",
-                          "head_size", "index", "person", "other_joints",
-                          "other_annotated")
+TRAIN_KEYS = training_batch.COMPACT_KEYS
+EVAL_KEYS = ("image", "heatmaps", "target_weight", "center", "scale",
+             "joints", "annotated", "head_size", "index", "person",
+             "other_joints", "other_annotated")
 
 
 def train_example(example, seed, codec,
                   augment: Optional[AugmentConfig] = None):
-  """One training example: crop, augmentation, targets.
+  """One training example, compact (`acnn_jax.training_batch`): the crop
+  and the joints; the device applies the colour and draws the heatmaps.
 
-  Returns a dict with `image` (R, R, 3) float32 in [0, 1], `heatmaps`
-  (R/4, R/4, 16) float32 and `target_weight` (16,) float32.
+  The augmentation is drawn before any pixel is read, so only the part of
+  the image the crop reaches is decoded (`warp_from_source`), and the
+  uint8 crop is a quarter of the bytes a float32 one would be.
+
+  Args:
+    example: a TFDS example; `image` the JPEG's bytes or the decoded image.
+    seed: (2,) int64 stateless seed of this example's augmentation.
+    codec: the heatmap codec (input and heatmap sizes).
+    augment: the augmentation; None for none.
+
+  Returns:
+    `image` (R, R, 3) uint8, `color` (3,) float32, `target_joints` (16, 2)
+    float32 in heatmap pixels, `target_weight` (16,) float32.
   """
   example = crop_params(example)
   if augment is not None:
     example = sample_augmentation(example, seed, augment)
-  example = crop_and_target(example, codec)
-  if augment is not None:
-    example = color_jitter(example)
-  example["image"] = example["input"]
-  return {k: example[k] for k in TRAIN_KEYS}
+  image_matrix, heatmap_matrix = crop_matrices(example, codec)
+  joints, annotated = crop_joints(example, heatmap_matrix)
+  return {
+      "image": warp_from_source(example["image"], image_matrix,
+                                codec.input_size),
+      "color": example.get("color", tf.ones([3], tf.float32)),
+      "target_joints": joints,
+      "target_weight": codec.target_weight(joints, annotated, xp=tnp),
+  }
 
 
 def eval_example(example, codec, max_other_people=MAX_OTHER_PEOPLE):

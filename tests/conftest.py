@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 # pylint: disable=g-import-not-at-top
+import contextlib
 import fcntl
 import functools
 import json
@@ -216,3 +217,21 @@ def valid_annolist(shared_mpii):
   # pylint: enable=g-import-not-at-top
   mat = scipy.io.loadmat(str(shared_mpii / "valid_annolist.mat"))
   return mat, mpii_official.parse_annolist(mat["annolist"])
+
+
+@contextlib.contextmanager
+def counting_programs():
+  """Counts JAX's traces and XLA compilations (cache loads included) inside
+  the block."""
+  events = ("/jax/core/compile/jaxpr_trace_duration",
+            "/jax/core/compile/backend_compile_duration")
+  count = [0]
+
+  def listener(event, duration, **kwargs):
+    del duration, kwargs
+    count[0] += event in events
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    yield count
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)

@@ -8,7 +8,7 @@ CPU collectives over localhost, one device each):
 
 The process trains with `train.train_and_evaluate`, as `acnn_jax.main` does,
 and writes RECORD_DIR/process_<id>.npz: the host batches it fed its device
-(image, heatmaps, target_weight),
+(compact: `training_batch.COMPACT_KEYS`),
 the parameters before the first step it ran and after each step, the step
 it started from, and the people its evaluations scored.
 """
@@ -39,10 +39,11 @@ from acnn_jax import evaluate as evaluate_lib
 from acnn_jax import parallel
 from acnn_jax import train
 from acnn_jax import train_step as train_step_lib
+from acnn_jax import training_batch
 from configs import tiny
 # pylint: enable=g-import-not-at-top,g-bad-import-order
 
-BATCH_KEYS = ("image", "heatmaps", "target_weight")
+BATCH_KEYS = training_batch.COMPACT_KEYS
 record = {**{k: [] for k in BATCH_KEYS}, "params": [], "evaluated_index": [],
           "evaluated_person": []}
 

@@ -82,3 +82,24 @@ def test_unannotated_or_outside_joints_get_weight_0_and_no_gaussian():
   assert not heatmaps[..., 1].any() and not heatmaps[..., 2].any()
   np.testing.assert_allclose(heatmaps[8, 0, 3],
                              np.exp(-0.4 ** 2 / 2), rtol=1e-6)
+
+
+def test_tensorflow_and_jax_draw_the_same_targets_for_a_batch():
+  """Evaluation draws targets in tf.data, training on the device (jax): one
+  formula, so the two agree, joint for joint, for any batch shape."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  codec = codec_lib.HeatmapCodec(input_size=64, sigma=1.5)
+  rng = np.random.default_rng(0)
+  # Joints inside, on the border and outside the 16 x 16 heatmap.
+  joints = rng.uniform(-3.0, 19.0, (2, 3, 16, 2)).astype(np.float32)
+  annotated = rng.random((2, 3, 16)) < 0.8
+  on_device, device_weights = codec.encode(joints, annotated, xp=jnp)
+  assert on_device.shape == (2, 3, 16, 16, 16)
+  for i in range(2):
+    for j in range(3):
+      heatmaps, weights = _encode(codec, joints[i, j], annotated[i, j])
+      np.testing.assert_allclose(on_device[i, j], heatmaps, rtol=1e-6,
+                                 atol=1e-7)
+      np.testing.assert_array_equal(device_weights[i, j], weights)
+  inside = np.all((joints >= -0.5) & (joints < 15.5), axis=-1)
+  np.testing.assert_array_equal(device_weights, annotated & inside)

@@ -1,10 +1,12 @@
 """Tests of evaluation: end to end with a stand-in network that knows the
 answers, its output files and its command line."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+from typing import Optional
 
 import h5py
 import jax.numpy as jnp
@@ -18,6 +20,7 @@ from acnn_jax import models
 from acnn_jax import pckh
 from conftest import PROCESS_TIMEOUT
 from conftest import TRAINED
+from conftest import counting_programs
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,6 +76,61 @@ def test_history_keeps_one_record_per_phase_and_step(tmp_path):
       ("a", 4), ("a", 8), ("c", 4)]
   assert len(evaluate.history_across_phases(str(workdir), "a")) == 2
   assert evaluate.read_history(str(tmp_path / "none.json")) == []
+
+
+# The Python calls of `_CountingNetwork.apply`: one per trace.
+_TRACES = []
+
+
+@dataclasses.dataclass(frozen=True)
+class _CountingNetwork:
+  """A one-stage stand-in without masks that counts its traces; equal by
+  its fields and `clone`d anew, as a flax module is."""
+  num_stacks: int = 1
+  attention: bool = False
+  num_joints: int = 16
+  bn_axis_name: Optional[str] = "batch"
+
+  def clone(self, **fields):
+    return dataclasses.replace(self, **fields)
+
+  def apply(self, variables, images, train=False, masks_to_one=False):
+    del train, masks_to_one
+    _TRACES.append(images.shape)
+    side = images.shape[1] // 4
+    heatmaps = variables["w"] * images[:, ::4, ::4, :1] * jnp.ones(
+        (len(images), side, side, self.num_joints))
+    return models.ACNNOutput(heatmaps=heatmaps[None],
+                             predictions=heatmaps[None],
+                             masks=jnp.ones((1,) + heatmaps.shape[:-1] + (1,)))
+
+
+def test_later_evaluations_compile_nothing():
+  """A run evaluates every few epochs with an equal model (`clone`d anew
+  each time): the second evaluation traces and compiles nothing."""
+  rng = np.random.default_rng(0)
+  batch = {"image": rng.uniform(0, 1, (4, 16, 16, 3)).astype(np.float32),
+           "center": rng.uniform(50, 60, (4, 2)).astype(np.float32),
+           "scale": np.ones(4, np.float32), "mask": np.float32([1, 1, 1, 0]),
+           "joints": rng.uniform(0, 100, (4, 16, 2)).astype(np.float32),
+           "annotated": np.ones((4, 16), np.float32),
+           "head_size": np.full(4, 30.0, np.float32),
+           "index": np.arange(4), "person": np.zeros(4, np.int64)}
+  variables = {"w": jnp.float32(2.0)}
+
+  def run():
+    return evaluate.evaluate(_CountingNetwork(), variables, [batch],
+                             input_size=16)
+
+  del _TRACES[:]
+  first = run()
+  assert _TRACES
+  del _TRACES[:]
+  with counting_programs() as count:
+    second = run()
+  assert not _TRACES and count[0] == 0
+  assert second.table == first.table
+  np.testing.assert_array_equal(second.predictions, first.predictions)
 
 
 def _flip_permutation():

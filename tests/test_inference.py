@@ -12,6 +12,7 @@ from acnn_jax import inference
 from acnn_jax import models
 from acnn_jax import mpii
 from acnn_jax.codec import HeatmapCodec
+from conftest import counting_programs
 from conftest import random_heads
 from conftest import tiny_model
 
@@ -116,6 +117,31 @@ def test_flip_shift_in_predict_fn_is_a_one_pixel_shift():
   np.testing.assert_allclose(back_shift[:, :, 1:], back_plain[:, :, :-1],
                              atol=1e-6)
   assert not np.allclose(back_shift, back_plain)
+
+
+def test_equal_settings_share_one_compiled_function():
+  """Every evaluation and `predict.Predictor` asks for the heatmap function
+  anew: equal settings, a model `clone`d anew included, get the same
+  function, so its program compiles once per process."""
+  make = inference.make_predict_fn
+  model = models.ACNN(**TINY)
+  same = make(model.clone(bn_axis_name="batch").clone(bn_axis_name=None))
+  assert make(model) is same
+  assert make(model, flip_test=False, flip_shift=True) is make(
+      model, flip_test=False)  # The shift means nothing without the flip.
+  for other in (make(model, flip_test=False), make(model, flip_shift=True),
+                make(model, masks_to_one=True),
+                make(model.clone(features=32))):
+    assert other is not same
+  stripes = _StripeModel()
+  images = jnp.zeros((2, 64, 64, 3))
+  make(stripes)(None, images)
+  with counting_programs() as count:
+    make(stripes)(None, images)
+  assert count[0] == 0
+  # A model that cannot be a cache key still gets a working function.
+  unhashable = type("Unhashable", (_StripeModel,), {"__hash__": None})()
+  assert make(unhashable) is not make(unhashable)
 
 
 @_COMPILED_ONCE

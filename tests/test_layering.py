@@ -4,8 +4,8 @@ The layers (docs/design.md section 6), lowest first; a module may import
 modules of its own layer or of lower ones, never of a higher one, and the
 import graph has no circle:
 
-  0  errors, cli, mpii, geometry, codec, parallel,           (facts, helpers)
-     compilation_cache, distributed, configs
+  0  errors, cli, mpii, geometry, codec, training_batch,    (facts, helpers)
+     parallel, compilation_cache, distributed, configs
   1  input_pipeline                                          (files -> batches)
   2  batch_norm, convolution, hourglass, models, phases,    (the network)
      optimizers, configuration
@@ -36,8 +36,8 @@ PACKAGES = ("acnn_jax", "input_pipeline", "configs")
 
 LAYERS = (
     ("acnn_jax.errors", "acnn_jax.cli", "acnn_jax.mpii", "acnn_jax.geometry",
-     "acnn_jax.codec", "acnn_jax.parallel", "acnn_jax.compilation_cache",
-     "acnn_jax.distributed", "configs"),
+     "acnn_jax.codec", "acnn_jax.training_batch", "acnn_jax.parallel",
+     "acnn_jax.compilation_cache", "acnn_jax.distributed", "configs"),
     ("input_pipeline",),
     ("acnn_jax.batch_norm", "acnn_jax.convolution", "acnn_jax.hourglass",
      "acnn_jax.models",

@@ -24,6 +24,7 @@ from acnn_jax import optimizers
 from acnn_jax import parallel
 from acnn_jax import phases
 from acnn_jax import train_step as train_step_lib
+from acnn_jax import training_batch
 from conftest import PROCESS_TIMEOUT
 from conftest import one_device_environment
 from conftest import tiny_config
@@ -116,7 +117,7 @@ def _single_process_params(first_params, batches, fields):
                                     config.input_size)
   state = parallel.put_state(train_step_lib.create_state(variables, tx))
   step = train_step_lib.make(model, tx, phase, lr_fn,
-                             config.attention_sparsity)
+                             config.attention_sparsity, sigma=config.sigma)
   flat = lambda s: np.concatenate([np.ravel(x) for x in
                                    jax.tree_util.tree_leaves(
                                        jax.device_get(s.params))])
@@ -144,7 +145,7 @@ def test_two_processes_train_as_one_and_resume(tmp_path):
   assert not np.array_equal(p0["params"][0], p0["params"][-1])
   # The same as one process over the same global batch.
   batches = [{k: np.concatenate([p0[k][s], p1[k][s]])
-              for k in ("image", "heatmaps", "target_weight")}
+              for k in training_batch.COMPACT_KEYS}
              for s in range(STEPS)]
   expected = _single_process_params(p0["params"][0], batches, FIELDS)
   np.testing.assert_allclose(p0["params"], expected, rtol=1e-5, atol=1e-6)

@@ -6,14 +6,17 @@ kernel of this interpreter, so it cannot rot.
 """
 
 import contextlib
+import glob
 import importlib.util
 import io
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
+import jax
 import nbformat
 from nbformat import v4
 import numpy as np
@@ -130,9 +133,32 @@ def test_notebook_is_valid_and_starts_with_its_switches():
               if c.cell_type == "code" and (c.outputs or c.execution_count)]
 
 
-def _run_install_cell(monkeypatch, tmp_path, smoke, repo_url=None):
+TPU_FILES = ("/dev/accel0", "/dev/vfio/0")
+ACCELERATOR_VARIABLES = ("COLAB_GPU", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
+
+
+def _simulate_runtime(monkeypatch, accelerator):
+  """Makes the notebook's host checks see a "gpu", a "tpu" or (None) no
+  accelerator, whatever this machine has."""
+  exists, real_glob = os.path.exists, glob.glob
+  monkeypatch.setattr(os.path, "exists", lambda path: (
+      accelerator == "tpu" if path in TPU_FILES else exists(path)))
+  monkeypatch.setattr(glob, "glob", lambda pattern, **kwargs: (
+      (["/dev/nvidia0"] if accelerator == "gpu" else [])
+      if pattern.startswith("/dev/nvidia") else real_glob(pattern, **kwargs)))
+  for name in ACCELERATOR_VARIABLES:
+    monkeypatch.delenv(name, raising=False)
+
+
+def _run_install_cell(monkeypatch, tmp_path, smoke, repo_url=None,
+                      accelerator=None, variables=None, then=()):
   """Runs the cells up to the install cell here, with pip and the import
-  check replaced; returns (what it printed, the commands it ran)."""
+  check replaced, on a simulated runtime (`_simulate_runtime`, plus the
+  environment `variables`), then the cells tagged `then`; returns (what
+  they printed, the commands run)."""
+  _simulate_runtime(monkeypatch, accelerator)
+  for name, value in (variables or {}).items():
+    monkeypatch.setenv(name, value)
   monkeypatch.setenv("ACNN_NOTEBOOK_WORKDIR", str(tmp_path))
   if smoke:
     monkeypatch.setenv("ACNN_NOTEBOOK_SMOKE", "1")
@@ -144,6 +170,7 @@ def _run_install_cell(monkeypatch, tmp_path, smoke, repo_url=None):
   monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
   notebook = _notebook()
   sources = _code_before(notebook, _cell(notebook, "install"))
+  sources += [_cell(notebook, tag).source for tag in then]
   namespace, printed = {}, io.StringIO()
   with contextlib.redirect_stdout(printed):
     for number, source in enumerate(sources):
@@ -164,8 +191,76 @@ def test_install_cell_asks_for_the_repository_url(monkeypatch, tmp_path):
   _, commands = _run_install_cell(monkeypatch, tmp_path, smoke=False,
                                   repo_url="https://example.org/acnn-jax")
   [command] = commands
-  assert command[:5] == [sys.executable, "-m", "pip", "install", "-q"]
-  assert command[5] == "acnn-jax @ git+https://example.org/acnn-jax"
+  assert command == [sys.executable, "-m", "pip", "install", "-q",
+                     "acnn-jax @ git+https://example.org/acnn-jax"]
+
+
+def _pinned_jax():
+  """setup.py's lowest jax version (the notebook cannot read setup.py
+  before the project is installed, so it carries a copy)."""
+  text = (REPO / "setup.py").read_text()
+  [version] = re.findall(r'"jax>=([0-9.]+),<[0-9.]+"', text)
+  return version
+
+
+@pytest.mark.parametrize("accelerator,variables,extra", [
+    ("gpu", None, f"jax[cuda12]=={_pinned_jax()}"),
+    (None, {"COLAB_GPU": "1"}, f"jax[cuda12]=={_pinned_jax()}"),
+    ("tpu", None, "jax[tpu]")])
+def test_install_cell_adds_the_accelerators_jax_build(
+    monkeypatch, tmp_path, accelerator, variables, extra):
+  """On a GPU runtime, the CUDA build of the pinned jax: without it pip
+  replaces Colab's CUDA jax with the CPU build the pin resolves to."""
+  _, commands = _run_install_cell(monkeypatch, tmp_path, smoke=False,
+                                  repo_url="https://example.org/acnn-jax",
+                                  accelerator=accelerator,
+                                  variables=variables)
+  [command] = commands
+  assert command[5:] == ["acnn-jax @ git+https://example.org/acnn-jax",
+                         extra]
+
+
+@pytest.mark.parametrize("accelerator,backend,warns", [
+    ("gpu", "cpu", True), ("tpu", "cpu", True), ("gpu", "gpu", False),
+    ("tpu", "tpu", False), (None, "cpu", False)])
+def test_backend_check_warns_when_an_accelerator_runtime_runs_jax_on_cpu(
+    monkeypatch, tmp_path, accelerator, backend, warns):
+  monkeypatch.setattr(jax, "default_backend", lambda: backend)
+  printed, _ = _run_install_cell(monkeypatch, tmp_path, smoke=False,
+                                 repo_url="https://example.org/acnn-jax",
+                                 accelerator=accelerator,
+                                 then=("backend-check",))
+  if not warns:
+    assert "WARNING" not in printed
+    return
+  name = accelerator.upper()
+  extra = "cuda12" if accelerator == "gpu" else "tpu"
+  assert (f"WARNING: this is a {name} runtime, but JAX {jax.__version__} "
+          "runs on the CPU") in printed
+  assert f'!pip install "jax[{extra}]=={_pinned_jax()}"' in printed
+  assert "Restart session" in printed
+
+
+@pytest.mark.parametrize("variable", ["COLAB_TPU_ADDR",
+                                      "TPU_ACCELERATOR_TYPE"])
+def test_backend_check_knows_a_tpu_runtime_by_its_variables(
+    monkeypatch, tmp_path, variable):
+  """Colab's TPU runtimes, old (a TPU node at COLAB_TPU_ADDR) and new."""
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  printed, _ = _run_install_cell(monkeypatch, tmp_path, smoke=False,
+                                 repo_url="https://example.org/acnn-jax",
+                                 variables={variable: "v2-8"},
+                                 then=("backend-check",))
+  assert "WARNING: this is a TPU runtime" in printed
+
+
+def test_backend_check_is_silent_in_smoke_mode(monkeypatch, tmp_path):
+  """Smoke mode sets JAX_PLATFORMS=cpu on purpose."""
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  printed, commands = _run_install_cell(monkeypatch, tmp_path, smoke=True,
+                                        accelerator="gpu",
+                                        then=("backend-check",))
+  assert commands == [] and "WARNING" not in printed
 
 
 def _kernel_manager(tmp_path):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from acnn_jax import training_batch
 from configs import default
 from input_pipeline import pipeline
 
@@ -20,12 +21,17 @@ def test_train_batches_shapes_and_determinism(tiny_mpii):
 
   a, b, c = first_batches(0), first_batches(0), first_batches(1)
   batch = a[0]
-  assert set(batch) == {"image", "heatmaps", "target_weight"}
+  # Compact: the device applies the colour and draws the heatmaps.
+  assert set(batch) == {"image", "color", "target_joints", "target_weight"}
   assert batch["image"].shape == (4, 64, 64, 3)
-  assert batch["image"].dtype == np.float32
-  assert batch["heatmaps"].shape == (4, 16, 16, 16)
+  assert batch["image"].dtype == np.uint8
+  assert batch["color"].shape == (4, 3)
+  assert batch["target_joints"].shape == (4, 16, 2)
   assert batch["target_weight"].shape == (4, 16)
-  assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+  expanded = training_batch.expand(batch, 1.0)
+  assert expanded["heatmaps"].shape == (4, 16, 16, 16)
+  assert 0.0 <= expanded["image"].min() and expanded["image"].max() <= 1.0
+  assert float(expanded["heatmaps"].max()) > 0.5  # Joints in the crops.
   for x, y in zip(a, b):
     for k in x:
       np.testing.assert_array_equal(x[k], y[k])

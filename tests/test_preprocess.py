@@ -2,13 +2,18 @@
 
 import dataclasses
 
+import io
+
+import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
 from acnn_jax import codec as codec_lib
 from acnn_jax import geometry
 from acnn_jax import mpii
+from acnn_jax import training_batch
 from configs import default
 from input_pipeline import preprocess
 
@@ -36,6 +41,15 @@ def _person(seed=0, width=300, height=240):
                        ).astype(np.float32),
       "other_annotated": np.arange(mpii.NUM_JOINTS)[None] < [[16], [15]],
   }
+
+
+def _train(example, seed, augment):
+  """`train_example`, expanded as the train step does on the device: float
+  image, colour applied, heatmaps drawn (numpy)."""
+  out = preprocess.train_example(example, seed, CODEC, augment)
+  batch = {key: jnp.asarray(value.numpy())[None] for key, value in out.items()}
+  return {key: np.asarray(value[0]) for key, value in
+          training_batch.expand(batch, CODEC.sigma).items()}
 
 
 def _decode(heatmaps):
@@ -69,9 +83,8 @@ def _to_crop_by_hand(points, center, scale, size, rotation=0.0, flip=False):
 
 def test_peaks_map_back_to_the_original_joints_without_augmentation():
   example = _person()
-  out = preprocess.train_example(example, tf.constant([0, 0], tf.int64),
-                                 CODEC, augment=None)
-  weights = out["target_weight"].numpy()
+  out = _train(example, tf.constant([0, 0], tf.int64), augment=None)
+  weights = out["target_weight"]
   np.testing.assert_array_equal(weights > 0, example["annotated"])
   center, scale = _crop_by_hand(example["center"], example["scale"])
   back = geometry.crop_to_original(_decode(out["heatmaps"]), center, scale,
@@ -86,7 +99,7 @@ def test_augmented_targets_follow_the_joints_through_the_matrix(seed):
   example = _person(seed)
   augment = dataclasses.replace(AUGMENT, rotation_prob=1.0)
   s = tf.constant([seed, 11], tf.int64)
-  out = preprocess.train_example(example, s, CODEC, augment)
+  out = _train(example, s, augment)
   # The sample's draw (same seed), then the crop worked out by hand.
   center, scale = _crop_by_hand(example["center"], example["scale"])
   aug = preprocess.sample_augmentation(
@@ -101,13 +114,13 @@ def test_augmented_targets_follow_the_joints_through_the_matrix(seed):
     expected = expected[mpii.FLIP_PERMUTATION]
     annotated = annotated[mpii.FLIP_PERMUTATION]
   inside = np.all((expected >= 0) & (expected <= CODEC.heatmap_size - 1), -1)
-  weights = out["target_weight"].numpy()
+  weights = out["target_weight"]
   np.testing.assert_array_equal(weights[inside & annotated], 1.0)
   keep = inside & annotated
   error = np.linalg.norm(_decode(out["heatmaps"])[keep] - expected[keep],
                          axis=-1)
   assert np.all(error <= 0.5), (error, expected[keep], flip)
-  image = out["image"].numpy()
+  image = out["image"]
   assert image.shape == (128, 128, 3) and image.dtype == np.float32
   assert image.min() >= 0.0 and image.max() <= 1.0
 
@@ -115,13 +128,11 @@ def test_augmented_targets_follow_the_joints_through_the_matrix(seed):
 def test_flip_swaps_left_and_right():
   example = _person(3)
   example["annotated"][:] = True
-  no_aug = preprocess.train_example(example, tf.constant([0, 0], tf.int64),
-                                    CODEC, augment=None)
+  no_aug = _train(example, tf.constant([0, 0], tf.int64), augment=None)
   flip_only = dataclasses.replace(
       AUGMENT, scale_sigma=0.0, rotation_prob=0.0, flip_prob=1.0,
       color_low=1.0, color_high=1.0)
-  flipped = preprocess.train_example(example, tf.constant([0, 0], tf.int64),
-                                     CODEC, flip_only)
+  flipped = _train(example, tf.constant([0, 0], tf.int64), flip_only)
   plain = _decode(no_aug["heatmaps"])
   mirrored = _decode(flipped["heatmaps"])
   last = CODEC.heatmap_size - 1
@@ -132,8 +143,10 @@ def test_flip_swaps_left_and_right():
                                                  plain[left][1]], atol=0.5)
     np.testing.assert_allclose(mirrored[left], [last - plain[right][0],
                                                 plain[right][1]], atol=0.5)
-  np.testing.assert_allclose(flipped["image"].numpy(),
-                             no_aug["image"].numpy()[:, ::-1], atol=1e-4)
+  # The same samples, mirrored; the uint8 crop may floor one of them a
+  # level apart (0.1% of them).
+  np.testing.assert_allclose(flipped["image"], no_aug["image"][:, ::-1],
+                             atol=1.01 / 255)
 
 
 def test_image_crop_and_heatmap_agree():
@@ -144,9 +157,8 @@ def test_image_crop_and_heatmap_agree():
   image[y - 1:y + 2, x - 1:x + 2] = 255
   example["joints"][0] = [x, y]
   example["image"] = image
-  out = preprocess.train_example(example, tf.constant([0, 0], tf.int64),
-                                 CODEC, augment=None)
-  crop = out["image"].numpy().sum(-1)
+  out = _train(example, tf.constant([0, 0], tf.int64), augment=None)
+  crop = out["image"].sum(-1)
   dot = np.array(np.unravel_index(crop.argmax(), crop.shape)[::-1], float)
   peak = _decode(out["heatmaps"])[0]
   # Heatmap pixel j covers input pixels 4j .. 4j + 3, centred at 4j + 1.5.
@@ -333,12 +345,88 @@ def test_augmentation_follows_a_config_other_than_the_default():
   assert draws["color"].min() < 0.91 and draws["color"].max() > 1.09
 
 
-def test_color_jitter_scales_each_channel_and_clips_to_1():
-  """(0.5, 0.5, 0.5) x (0.6, 1.0, 1.4) = (0.3, 0.5, 0.7);
-  (0.9, 0.2, 0.9) x (0.6, 1.0, 1.4) = (0.54, 0.2, 1.26 -> 1)."""
-  image = np.array([[[0.5, 0.5, 0.5], [0.9, 0.2, 0.9]]], np.float32)
-  out = preprocess.color_jitter(
-      {"input": tf.constant(image),
-       "color": tf.constant([0.6, 1.0, 1.4], tf.float32)})
-  np.testing.assert_allclose(out["input"].numpy(),
-                             [[[0.3, 0.5, 0.7], [0.54, 0.2, 1.0]]], rtol=1e-6)
+def _jpeg_person(seed, width=300, height=240):
+  """`_person` with its image a textured JPEG's bytes, as the TFDS builder
+  stores it, and its decoded pixels."""
+  example = _person(seed, width, height)
+  rng = np.random.default_rng(seed)
+  coarse = rng.integers(0, 256, (height // 12, width // 12, 3), np.uint8)
+  picture = Image.fromarray(coarse).resize((width, height), Image.BICUBIC)
+  encoded = io.BytesIO()
+  picture.save(encoded, "JPEG", quality=95)
+  example["image"] = tf.constant(encoded.getvalue())
+  return example, tf.io.decode_jpeg(encoded.getvalue(), channels=3).numpy()
+
+
+def _reference(example, pixels, seed, augment):
+  """The training example as the pipeline made it before the compact one:
+  the whole image decoded, a float32 warp, colour and heatmaps in tf.data."""
+  example = preprocess.crop_params({**example, "image": pixels})
+  if augment is not None:
+    example = preprocess.sample_augmentation(example, seed, augment)
+  example = preprocess.crop_and_target(example, CODEC)
+  color = example.get("color", tf.ones([3]))
+  return {"image": tf.clip_by_value(example["input"] * color, 0, 1).numpy(),
+          "heatmaps": example["heatmaps"].numpy(),
+          "target_weight": example["target_weight"].numpy()}
+
+
+@pytest.mark.parametrize("seed,centre", [
+    (0, None), (1, None), (2, None), (3, None), (4, None), (5, None),
+    (6, (5.0, 230.0)),     # At a corner: most of the crop is outside.
+    (7, (-400.0, 120.0)),  # Wholly outside: the crop is black.
+    (8, (290.0, -20.0)),
+])
+def test_compact_examples_equal_the_whole_image_ones(seed, centre):
+  """The same seed gives the same crop, within JPEG and uint8 rounding
+  (the cropped decode may round a pixel one level apart; the uint8 crop
+  is within half a level, times the colour factor), and the same targets,
+  as decoding the whole image and warping it in float32: with rotations,
+  flips, colour and scales as the training augmentation draws them."""
+  example, pixels = _jpeg_person(seed)
+  if centre is not None:
+    example["center"] = np.asarray(centre, np.float32)
+  augment = dataclasses.replace(AUGMENT, rotation_prob=0.7)
+  s = tf.constant([seed, 5], tf.int64)
+  new = _train(example, s, augment)
+  old = _reference(example, pixels, s, augment)
+  difference = (new["image"] - old["image"]) * 255
+  assert np.abs(difference).max() <= 1.5, np.abs(difference).max()
+  # Unbiased where the image is; half a level (times the colour) where the
+  # crop runs off it, which the uint8 crop cannot tell from black.
+  seen = old["image"] > 0
+  if seen.any():
+    assert abs(difference[seen].mean()) <= 0.1, difference[seen].mean()
+  assert difference[~seen].max(initial=0) <= 0.5 * AUGMENT.color_high
+  np.testing.assert_allclose(new["heatmaps"], old["heatmaps"], atol=1e-6)
+  np.testing.assert_array_equal(new["target_weight"], old["target_weight"])
+  if centre is None:  # The person is in the picture: the crop is not black.
+    assert old["image"].mean() > 0.1
+
+
+def test_only_the_window_is_read():
+  """Pixels outside `source_window` change nothing in the crop, for a
+  rotated, scaled crop that runs off the image's edge."""
+  example, _ = _jpeg_person(9)
+  example = preprocess.crop_params({**example, "image": None})
+  matrix = geometry.affine_matrix(example["crop_center"],
+                                  example["crop_scale"] * 0.5, 128, 35.0,
+                                  True)
+  y, x, h, w = preprocess.source_window(
+      geometry.invert_affine(matrix), 240, 300, 128).numpy()
+  assert 0 < h < 240 and 0 < w < 300  # A real cut, on at least one side.
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (240, 300, 3), np.uint8)
+  crop = preprocess.warp_from_source(tf.constant(image), matrix, 128)
+  other = rng.integers(0, 256, image.shape, np.uint8)
+  other[y:y + h, x:x + w] = image[y:y + h, x:x + w]
+  np.testing.assert_array_equal(
+      preprocess.warp_from_source(tf.constant(other), matrix, 128), crop)
+  # And the warp reads right up to the window's border (it is no larger).
+  trimmed = image.copy()
+  trimmed[y:y + h, x] = 0
+  trimmed[y, x:x + w] = 0
+  trimmed[y:y + h, x + w - 1] = 0
+  trimmed[y + h - 1, x:x + w] = 0
+  assert not np.array_equal(
+      preprocess.warp_from_source(tf.constant(trimmed), matrix, 128), crop)

@@ -143,6 +143,15 @@ def test_readme_commands_exist():
       if words[1] == "test":
         for word in words[2:]:
           assert word.startswith("-") or (REPO / word).is_file(), command
+    elif words[:2] == ["PYTHONPATH=.", "python"]:  # A benchmark script.
+      script = REPO / words[2]
+      assert script.is_file(), f"{command}: no script {words[2]}"
+      source = script.read_text()
+      defined = (set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", source)) |
+                 set(re.findall(r"add_argument\(\s*\"--(\w+)\"", source)))
+      for word in words[3:]:
+        name = word[2:].partition("=")[0]
+        assert name in defined, f"{command}: {words[2]} has no flag --{name}"
     else:
       assert words[:2] == ["python", "-m"], f"unchecked command: {command}"
       _check_flags(words[2], words[3:], command)

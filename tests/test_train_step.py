@@ -3,6 +3,7 @@ the update is the global batch's gradient; the heatmap loss's normalisation.
 """
 
 import contextlib
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +39,8 @@ def counting_compiles():
 LR = 1.0
 
 
-def _problem(phase_name, num_devices=None, dtype=jnp.float32):
+def _problem(phase_name, num_devices=None, dtype=jnp.float32,
+             cross_device_batch_norm=True):
   """The tiny network's state, its SGD step and a batch of 4, in `dtype`
   (float64: call it, and the step, under `jax.enable_x64`)."""
   model, variables = tiny_model(num_stacks=2)
@@ -47,7 +49,8 @@ def _problem(phase_name, num_devices=None, dtype=jnp.float32):
   tx = optax.sgd(LR)
   state = train_step.create_state(variables, tx)
   step = train_step.make(model, tx, phases.PHASES[phase_name],
-                         lambda s: LR, num_devices=num_devices)
+                         lambda s: LR, num_devices=num_devices,
+                         cross_device_batch_norm=cross_device_batch_norm)
   rng = np.random.default_rng(0)
   size = TINY_INPUT // 4
   batch = {"image": rng.uniform(0, 1, (4, TINY_INPUT, TINY_INPUT, 3)),
@@ -158,6 +161,70 @@ def test_two_devices_apply_sgd_with_the_global_batch_gradient():
       jax.tree_util.tree_leaves(new_state.batch_stats)):
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=1e-12,
                                err_msg=jax.tree_util.keystr(path))
+
+
+def all_reduces(step, state, batch) -> int:
+  """The all-reduces of the step's lowered (not compiled) program."""
+  return step.lower(state, batch).as_text().count("all_reduce")
+
+
+def test_per_device_batch_norm_drops_the_statistics_all_reduces():
+  """Across devices, every BatchNorm layer all-reduces its batch statistics
+  in the forward pass (and most again in the backward pass); per device,
+  the step all-reduces only the gradients, the metrics and, once, the
+  running statistics."""
+  assert jax.local_device_count() == 2
+  state, cross, batch = _problem("c")
+  per_device = _problem("c", cross_device_batch_norm=False)[1]
+  batch = parallel.shard(batch)
+  counts = all_reduces(cross, state, batch), all_reduces(per_device, state,
+                                                         batch)
+  # Lowered, one all-reduce per leaf: gradients, metrics.
+  gradients = len(jax.tree_util.tree_leaves(state.params))
+  metrics = len(jax.eval_shape(cross, state, batch)[1])
+  layers = len(jax.tree_util.tree_leaves(state.batch_stats)) // 2
+  assert counts[1] <= gradients + metrics + 1, counts
+  assert counts[0] >= counts[1] - 1 + 2 * layers, (counts, layers)
+
+
+def test_per_device_batch_norm_normalises_each_share_alone():
+  """Per device, the 2-device step's loss is the mean of the losses of
+  each device's 2 images on their own (their own BatchNorm statistics), and
+  the returned running statistics are the mean of what each share's
+  forward pass makes of them; both differ from the whole batch's."""
+  assert jax.local_device_count() == 2
+  state, step, batch = _problem("c", cross_device_batch_norm=False)
+  # The loss then measures the predictions alone, and the second share is
+  # brighter, so its own statistics differ from the whole batch's.
+  batch["heatmaps"] = np.zeros_like(batch["heatmaps"])
+  batch["image"][2:] = 0.5 + batch["image"][2:]
+  model = tiny_model(num_stacks=2)[0]
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+
+  def forward(rows):
+    out, new_vars = model.apply(variables, batch["image"][rows], train=True,
+                                mutable=["batch_stats"])
+    loss, _ = train_step.heatmap_loss(out.predictions,
+                                      batch["heatmaps"][rows],
+                                      batch["target_weight"][rows])
+    return float(loss), new_vars["batch_stats"]
+
+  (loss_0, stats_0), (loss_1, stats_1) = forward(slice(0, 2)), forward(
+      slice(2, 4))
+  whole_loss, whole_stats = forward(slice(0, 4))
+  new_state, metrics = step(state, parallel.shard(batch))
+  np.testing.assert_allclose(metrics["loss"], (loss_0 + loss_1) / 2,
+                             rtol=1e-5)
+  assert abs(whole_loss - (loss_0 + loss_1) / 2) > 1e-3 * whole_loss
+  expected = jax.tree_util.tree_map(lambda a, b: (a + b) / 2, stats_0,
+                                    stats_1)
+  jax.tree_util.tree_map(
+      functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
+      new_state.batch_stats, expected)
+  gaps = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in zip(
+      jax.tree_util.tree_leaves(whole_stats),
+      jax.tree_util.tree_leaves(expected))]
+  assert max(gaps) > 1e-3, gaps
 
 
 def test_heatmap_loss_averages_over_every_value_and_sums_the_stages():
