@@ -1,4 +1,5 @@
-"""Evaluation of a model on the MPII validation split: PCKh, pred.mat, pictures.
+"""Evaluation of a model on MPII: validation PCKh, pred.mat, pictures, and
+the test set's benchmark submission.
 
 Predictions go through `inference.make_predict_fn` (flip test on by default)
 and `inference.decode_to_original` (argmax + quarter offset, inverse crop
@@ -11,7 +12,12 @@ Command line: evaluate the best (else latest) checkpoint of a workdir:
       [--config=configs/phase_b.py] [--pred_mat=pred.mat]
 
 `--config` replaces the phase's saved config.json (its model fields must match
-the checkpoint).
+the checkpoint). MPII scores its test set only from a submitted file; this
+writes it (`acnn_jax.submission`), predicting every test person with the
+flip test (unless `--flip_test=false`):
+
+  python -m acnn_jax.evaluate --workdir=runs/acnn --split=test \
+      --submission=pred_keypoints_mpii.mat
 """
 
 import dataclasses
@@ -19,6 +25,7 @@ import json
 import os
 from typing import Any, Dict, List
 
+from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -39,7 +46,9 @@ from acnn_jax import mask_stats
 from acnn_jax import parallel
 from acnn_jax import pckh
 from acnn_jax import phases
+from acnn_jax import submission
 from acnn_jax import visualize
+from input_pipeline import mpii_builder
 from input_pipeline import pipeline
 from input_pipeline import prepare
 
@@ -49,7 +58,8 @@ class EvalResult:
   """What `evaluate` returns.
 
   Attributes:
-    table: the PCKh table (`pckh.TABLE_KEYS` -> percent).
+    table: the PCKh table (`pckh.TABLE_KEYS` -> percent); empty when not
+      scored (the test split).
     predictions: (N, 16, 2) joints in original pixels, 0-based.
     confidences: (N, 16) heatmap peak values.
     index, person: (N,) the people's ids in the official release.
@@ -124,16 +134,17 @@ def _pictures(predict_fn, codec, variables, batch, count):
 def evaluate(model, variables, batches, *, input_size: int,
              flip_test: bool = True, flip_shift: bool = False,
              masks_to_one: bool = False, num_pictures: int = 0,
-             region_stats: bool = False) -> EvalResult:
-  """Runs the model over validation batches and scores PCKh.
+             region_stats: bool = False, score: bool = True) -> EvalResult:
+  """Runs the model over evaluation batches and scores PCKh.
 
   Args:
     model: the `models.ACNN` (its `bn_axis_name` is not used here).
     variables: {'params', 'batch_stats'} (host or device arrays).
     batches: iterable of numpy eval host batches from
-      `pipeline.create_dataset(config, 'validation', ...)`, with the padding
-      `mask`; each batch is split over the local devices. In a multi-host
-      run, each process passes its own share of the split.
+      `pipeline.create_dataset(config, 'validation', ...)` (or 'test',
+      unscored), with the padding `mask`; each batch is split over the
+      local devices. In a multi-host run, each process passes its own
+      share of the split.
     input_size: the crops' side.
     flip_test: average with the mirrored crop's heatmaps.
     flip_shift: HRNet/mmpose's one-pixel shift of the flipped heatmaps.
@@ -141,6 +152,8 @@ def evaluate(model, variables, batches, *, input_size: int,
     num_pictures: draw this many people of the first batch.
     region_stats: also measure the masks on the target person and the
       background (`mask_stats`; trustworthy on the synthetic set only).
+    score: compute PCKh and the mask statistics. False for the test split,
+      whose people have no joints: only the predictions are returned.
 
   The compiled programs are kept for the next call with equal settings
   (`_eval_fns`): a run's later evaluations compile nothing.
@@ -157,7 +170,8 @@ def evaluate(model, variables, batches, *, input_size: int,
                                jax.device_count())
   keys = ("joints", "annotated", "head_size", "index", "person")
   kept = {k: [] for k in keys + ("coords", "confidences")}
-  gating = model.num_stacks - 1 if model.attention and not masks_to_one else 0
+  gating = (model.num_stacks - 1 if score and model.attention and
+            not masks_to_one else 0)
   stats = mask_stats.MaskStats(gating, regions=region_stats)
   pictures = []
   num_batches, inputs = 0, None
@@ -185,9 +199,8 @@ def evaluate(model, variables, batches, *, input_size: int,
   # Every process fails alike, rather than one waiting for the others.
   if distributed.sum_over_processes(
       np.array([len(kept["coords"]) == 0], np.int32))[0]:
-    raise ValueError("The validation split is empty (or, in a multi-host "
-                     "run, some process's share of it): nothing to "
-                     "evaluate.")
+    raise ValueError("The split is empty (or, in a multi-host run, some "
+                     "process's share of it): nothing to evaluate.")
   # A pmapped program spans the devices of all processes: each runs it
   # equally often, the ones with fewer batches on padding.
   for _ in range(distributed.most_over_processes(num_batches) - num_batches):
@@ -198,7 +211,7 @@ def evaluate(model, variables, batches, *, input_size: int,
   if gating:
     stats.add_other_processes()
   table = pckh.pckh_table(got["coords"], got["joints"], got["annotated"],
-                          got["head_size"])
+                          got["head_size"]) if score else {}
   return EvalResult(table=table, predictions=got["coords"],
                     confidences=got["confidences"], index=got["index"],
                     person=got["person"], pictures=pictures,
@@ -215,6 +228,41 @@ def write_pred_mat(path: str, result: EvalResult):
   scipy.io.savemat(path, {"preds": result.predictions + 1.0,
                           "index": result.index, "person": result.person},
                    do_compression=True)
+
+
+def predict_test(loaded: checkpoints.LoadedModel, builder,
+                 path: str) -> submission.Written:
+  """Predicts the test people and writes the benchmark's file to `path`.
+
+  Args:
+    loaded: the checkpoint (`checkpoints.load_for_inference`); its config's
+      `flip_test` applies.
+    builder: the prepared `mpii` data set.
+    path: the submission file (`submission.write`).
+
+  Returns:
+    What was written.
+
+  Raises:
+    errors.InputError: the data set has no test people (the message says
+      why: `mpii_builder.read_test_split`).
+  """
+  config = loaded.config
+  test = mpii_builder.read_test_split(builder)
+  ds = pipeline.create_dataset(
+      config, "test", builder,
+      batch_size=configuration.eval_batch_size(config))
+  result = evaluate(loaded.model, loaded.variables, ds.as_numpy_iterator(),
+                    input_size=config.input_size, flip_test=config.flip_test,
+                    flip_shift=config.flip_shift,
+                    masks_to_one=loaded.masks_to_one, score=False)
+  # The rows come back in the split's order, as the split lists them.
+  if not (np.array_equal(result.index, test.people["index"]) and
+          np.array_equal(result.person, test.people["person"])):
+    raise RuntimeError("The test predictions are not in the order of the "
+                       "test split's people.")
+  return submission.write(path, result.predictions, test.people,
+                          test.images)
 
 
 def write_results(path: str, table: Dict[str, Any], **extra):
@@ -262,6 +310,7 @@ def history_across_phases(workdir: str, last_phase: str
 
 
 FLAGS = flags.FLAGS
+SPLITS = ("validation", "test")
 
 
 def define_flags():
@@ -270,15 +319,50 @@ def define_flags():
       "config", None, "Config file; default: the phase's saved config.json.",
       lock_config=False)
   flags.DEFINE_string("phase", None, "Phase to evaluate (default: latest).")
+  flags.DEFINE_enum("split", "validation", SPLITS,
+                    "validation: PCKh (and --pred_mat); test: predict MPII's "
+                    "test people for --submission (no ground truth, no "
+                    "PCKh).")
   flags.DEFINE_string("pred_mat", None, "Also write predictions here.")
+  flags.DEFINE_string(
+      "submission", None,
+      "With --split=test: write MPII's benchmark file here "
+      f"({submission.FILE_NAME}: the `{submission.VARIABLE}` struct its "
+      "toolkit reads, and `preds`); an existing file is replaced.")
   flags.DEFINE_boolean("flip_test", None, "Override the config's flip test.")
   flags.DEFINE_boolean("best", True,
                        "Prefer the best-by-validation checkpoint.")
   flags.mark_flag_as_required("workdir")
 
 
+def check_outputs(split: str, submission_path: str, pred_mat: str) -> None:
+  """Refuses outputs that do not go with the split.
+
+  Raises:
+    app.UsageError: `--submission` without `--split=test` (the benchmark
+      scores test predictions only), `--split=test` without `--submission`
+      (without ground truth, that file is the only result) or with
+      `--pred_mat` (the submission holds the same `preds`).
+  """
+  if split != "test" and submission_path:
+    raise app.UsageError(
+        "--submission writes MPII's test benchmark file: add --split=test "
+        "(validation predictions go to --pred_mat).")
+  if split == "test" and not submission_path:
+    raise app.UsageError(
+        "--split=test needs --submission=FILE: the test set has no ground "
+        "truth to score here, so the file MPII scores is its only result.")
+  if split == "test" and pred_mat:
+    raise app.UsageError(
+        "--pred_mat goes with --split=validation; with --split=test, the "
+        "--submission file holds the same `preds` array.")
+
+
 def main(argv):
   del argv  # cli.run allows none.
+  check_outputs(FLAGS.split, FLAGS.submission, FLAGS.pred_mat)
+  if FLAGS.submission:  # Before minutes of work, not after.
+    submission.check_output(FLAGS.submission)
   path = FLAGS.workdir
   if FLAGS.phase:
     path = checkpoints.phase_dir(path, FLAGS.phase)
@@ -290,6 +374,12 @@ def main(argv):
   if FLAGS.flip_test is not None:
     config.flip_test = FLAGS.flip_test
   builder = prepare.prepare_builder(config, checkpoints.root_workdir(path))
+  if FLAGS.split == "test":
+    written = predict_test(loaded, builder, FLAGS.submission)
+    print(f"Predicted {written.people} test people of {builder.data_dir} "
+          f"({'with' if config.flip_test else 'without'} the flip test).\n"
+          + submission.describe(written))
+    return
   ds = pipeline.create_dataset(
       config, "validation", builder,
       batch_size=configuration.eval_batch_size(config))

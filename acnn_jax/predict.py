@@ -22,6 +22,9 @@ Library use:
   result = predictor("me.jpg", box=(120, 40, 380, 620))
   result.keypoints      # (16, 2) x, y in original pixels, 0-based
   result.confidences    # (16,)
+  # Every person of a photo, one box each, in one batch, in box order:
+  people = predictor.predict_people("crowd.jpg", [(10, 20, 110, 300),
+                                                  (150, 30, 260, 310)])
 
   model = ExportedModel("exports/acnn")
   out = model(crops)            # (B, R, R, 3) float32 in [0, 1]
@@ -36,13 +39,24 @@ and each stage's attention mask):
 
   python -m acnn_jax.predict --workdir runs/phase_c --image me.jpg \
       --box 120,40,380,620 --output me_pose.png
+
+Every person of a photo, or of each photo in a folder, from a person
+detector's boxes (COCO detection results, `detections`): writes their joints
+as COCO keypoint results (`detections.keypoint_result`) and a picture per
+image with every skeleton:
+
+  python -m acnn_jax.predict --workdir runs/phase_c --image crowd.jpg \
+      --boxes crowd_boxes.json --output crowd_pose.png   # + crowd_pose.json
+  python -m acnn_jax.predict --workdir runs/phase_c --image_dir photos \
+      --boxes detections.json --min_score 0.5 --output_dir poses
 """
 
 import dataclasses
 import json
 import os
-from typing import Dict, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from absl import app
 from absl import flags
 from absl import logging
 import jax
@@ -52,6 +66,7 @@ from PIL import Image
 from PIL import ImageOps
 
 from acnn_jax import cli
+from acnn_jax import detections
 from acnn_jax import errors
 from acnn_jax import geometry
 from acnn_jax import inference
@@ -276,14 +291,31 @@ class CropBatch(NamedTuple):
   scales: np.ndarray
 
 
-def prepare_batch(images: Sequence, boxes: Optional[Sequence],
-                  size: int) -> Optional[CropBatch]:
+def check_named_box(box, height: int, width: int, name: Optional[str]):
+  """`check_box_in_image`, its message led by `name` (e.g. the file entry
+  that gave the box) when there is one.
+
+  Raises:
+    errors.InputError: not a box, or wholly outside the image.
+  """
+  try:
+    return check_box_in_image(box, height, width)
+  except errors.InputError as error:
+    if name is None:
+      raise
+    raise errors.InputError(f"{name}: {error}") from error
+
+
+def prepare_batch(images: Sequence, boxes: Optional[Sequence], size: int,
+                  names: Optional[Sequence[str]] = None
+                  ) -> Optional[CropBatch]:
   """Checks images and boxes, and crops each image around its box.
 
   Args:
     images: (H, W, 3) uint8 RGB arrays or image paths (already `as_image`d).
     boxes: None, or one box (or None for the whole image) per image.
     size: side of the network input.
+    names: what errors and warnings call each box (default: "Image i").
 
   Returns:
     A `CropBatch`, or None when there are no images.
@@ -300,13 +332,14 @@ def prepare_batch(images: Sequence, boxes: Optional[Sequence],
         f"got {len(images)} images but {len(boxes)} boxes.")
   for i, (image, box) in enumerate(zip(images, boxes)):
     if box is not None:
-      box = check_box_in_image(box, *image.shape[:2])
+      name = None if names is None else names[i]
+      box = check_named_box(box, *image.shape[:2], name)
       share = inside_share(box, *image.shape[:2])
       if share < 0.5:
         logging.warning(
-            "Image %d: only %.0f%% of box %s lies inside the %d x %d image; "
-            "the rest of the crop is black.", i, 100 * share,
-            format_box(box), image.shape[1], image.shape[0])
+            "%s: only %.0f%% of box %s lies inside the %d x %d image; "
+            "the rest of the crop is black.", name or f"Image {i}",
+            100 * share, format_box(box), image.shape[1], image.shape[0])
   crops = [box_to_crop(whole_image_box(*image.shape[:2]) if box is None
                        else box) for image, box in zip(images, boxes)]
   centers = np.stack([center for center, _ in crops])
@@ -317,8 +350,18 @@ def prepare_batch(images: Sequence, boxes: Optional[Sequence],
   return CropBatch(inputs, centers, scales)
 
 
+def pad_batch(batch: CropBatch, size: int) -> CropBatch:
+  """`batch` with its last crop repeated up to `size` crops (the network
+  handles each crop alone, so the first ones' answers do not change)."""
+  extra = size - len(batch.inputs)
+  if extra <= 0:
+    return batch
+  return CropBatch(*(np.concatenate([array, np.repeat(array[-1:], extra, 0)])
+                     for array in batch))
+
+
 def to_predictions(batch: CropBatch, keypoints, confidences, heatmaps,
-                   masks) -> list:
+                   masks, names: Optional[Sequence[str]] = None) -> list:
   """One `Prediction` per crop of `batch`.
 
   Args:
@@ -327,6 +370,7 @@ def to_predictions(batch: CropBatch, keypoints, confidences, heatmaps,
     confidences: (B, K) heatmap peak values.
     heatmaps: (B, h, w, K) final heatmaps.
     masks: (B, S, h, w) every stage's attention mask.
+    names: what the error calls each crop (default: "image i").
 
   Raises:
     errors.InputError: some joint is NaN or infinite.
@@ -336,8 +380,10 @@ def to_predictions(batch: CropBatch, keypoints, confidences, heatmaps,
             np.isfinite(confidences).all(axis=1))
   if not finite.all():
     # NaN joints would be drawn nowhere and written as invalid JSON.
+    first = int(np.argmin(finite))
+    name = f"image {first}" if names is None else names[first]
     raise errors.InputError(
-        f"the network's output for image {int(np.argmin(finite))} holds NaN "
+        f"the network's output for {name} holds NaN "
         "or inf, so it has no joints to report: its variables hold NaN or "
         "inf, or its computation overflows (config.dtype bfloat16?). Use "
         "another checkpoint.")
@@ -353,10 +399,12 @@ def to_predictions(batch: CropBatch, keypoints, confidences, heatmaps,
 
 # ------------------------------------------------------------- predictors
 
-class OnePersonPerImage:
+class PosePredictor:
   """What both predictors share: images and boxes in, `Prediction`s out.
 
-  Subclasses set `input_size` and define `_run(batch)`.
+  One person per image (`__call__`, `predict_batch`), or every person of one
+  image (`predict_people`). Subclasses set `input_size` and define
+  `_run(batch)`.
   """
   input_size: int
 
@@ -388,14 +436,54 @@ class OnePersonPerImage:
       return []
     return to_predictions(batch, *self._run(batch))
 
+  def predict_people(self, image, boxes: Sequence,
+                     names: Optional[Sequence[str]] = None) -> list:
+    """Predicts every person of one image, one box each, in one batch.
+
+    Each person is cropped and decoded exactly as `__call__(image, box)`
+    does, so the answers equal one call per box.
+
+    Args:
+      image: (H, W, 3) uint8 RGB array, or a path to an image file.
+      boxes: one (x1, y1, x2, y2) box in pixels per person.
+      names: what errors and warnings call each box (default: "Box i"), e.g.
+        the detections file's entry.
+
+    Returns:
+      A list of `Prediction`, one per box, in the order of `boxes`.
+    """
+    pixels = as_image(image)
+    boxes = list(boxes)
+    if not boxes:
+      return []
+    if any(box is None for box in boxes):
+      raise errors.InputError(
+          "predict_people takes one box per person; None (the whole image) "
+          "is for __call__ and predict_batch.")
+    if names is None:
+      names = [f"Box {i}" for i in range(len(boxes))]
+    batch = prepare_batch([pixels] * len(boxes), boxes, self.input_size,
+                          names)
+    # Photos hold any number of people, and every batch size compiles the
+    # network anew: padded to a power of two, a folder of photos compiles
+    # it a few times, not once per head count.
+    padded = pad_batch(batch, 1 << (len(boxes) - 1).bit_length())
+    outputs = [np.asarray(output)[:len(boxes)]
+               for output in self._run(padded)]
+    return to_predictions(batch, *outputs, names=names)
+
   def _run(self, batch: CropBatch):
     """The network on `batch`: (keypoints (B, K, 2) in original pixels,
     confidences (B, K), heatmaps (B, h, w, K), masks (B, S, h, w))."""
     raise NotImplementedError
 
 
-class Predictor(OnePersonPerImage):
-  """Predicts MPII's 16 joints of one person per image from a checkpoint.
+# The name before predictors took several people per image (issue 24).
+OnePersonPerImage = PosePredictor
+
+
+class Predictor(PosePredictor):
+  """Predicts MPII's 16 joints of people in images from a checkpoint.
 
   Each image is cropped around a person box (or the whole image, see
   `box_to_crop`), warped to input_size x input_size, scaled to [0, 1] like
@@ -558,7 +646,7 @@ class ExportedModel:
             for name, value in self._call(images).items()}
 
 
-class ExportedPredictor(OnePersonPerImage):
+class ExportedPredictor(PosePredictor):
   """`Predictor` on an exported network (same calls, same answers).
 
   Attributes:
@@ -589,7 +677,7 @@ class ExportedPredictor(OnePersonPerImage):
 
 # ------------------------------------------------------------ command line
 
-def run(predictor: OnePersonPerImage, image, box=None,
+def run(predictor: PosePredictor, image, box=None,
         output: Optional[str] = None,
         threshold=visualize.DEFAULT_THRESHOLD) -> dict:
   """What the command line does: predict, optionally save the picture.
@@ -621,6 +709,273 @@ def run(predictor: OnePersonPerImage, image, box=None,
               keypoints=prediction.to_records(), output=output or None)
 
 
+# ------------------------------------- every person of a photo, from boxes
+
+# What --image_dir reads: the extensions PIL opens that photos come in.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif",
+                    ".tiff", ".webp")
+# EXIF orientations 5 to 8 turn the picture a quarter (`ImageOps
+# .exif_transpose`), swapping its width and height.
+_EXIF_ORIENTATION, _QUARTER_TURNS = 0x0112, (5, 6, 7, 8)
+
+
+def image_shape(path) -> Tuple[int, int]:
+  """(height, width) of an image file as shown (after its EXIF rotation),
+  from its header: checking boxes needs no decoded pixels.
+
+  Raises:
+    errors.InputError: the file is missing or is not a readable image.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise errors.InputError(f"image file not found: {path}")
+  try:
+    with Image.open(path) as picture:
+      width, height = picture.size
+      if picture.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS:
+        width, height = height, width
+  except (OSError, ValueError, Image.DecompressionBombError) as error:
+    raise errors.InputError(f"cannot read image {path}: {error}") from error
+  return height, width
+
+
+def image_files(folder: str) -> List[str]:
+  """The sorted names of the image files (`IMAGE_EXTENSIONS`) in `folder`.
+
+  Raises:
+    errors.MissingError: no such folder.
+    errors.InputError: it holds no image file.
+  """
+  if not os.path.isdir(folder):
+    raise errors.MissingError(f"image folder not found: {folder}")
+  names = sorted(
+      name for name in os.listdir(folder)
+      if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and
+      os.path.isfile(os.path.join(folder, name)))
+  if not names:
+    raise errors.InputError(
+        f"{folder} holds no image file (of {', '.join(IMAGE_EXTENSIONS)}).")
+  return names
+
+
+def picture_names(file_names: Sequence[str]) -> List[str]:
+  """The picture of each image: `<stem>_pose.png`, or `<stem>_<extension>
+  _pose.png` where two images share a stem (a.jpg, a.png)."""
+  stems = [os.path.splitext(name)[0] for name in file_names]
+  return [f"{stem}_pose.png" if stems.count(stem) == 1 else
+          f"{stem}_{os.path.splitext(name)[1][1:]}_pose.png"
+          for stem, name in zip(stems, file_names)]
+
+
+def check_detection(detection: detections.Detection, height: int,
+                    width: int, image: str) -> None:
+  """`check_box_in_image` for a detection's bbox, in its own words.
+
+  Raises:
+    errors.InputError: the bbox is under a pixel wide or high, or lies
+      wholly outside the height x width `image`; the message names the entry.
+  """
+  bbox = "[" + ", ".join(f"{v:g}" for v in detection.bbox) + "]"
+  if min(detection.bbox[2:]) < 1:
+    raise errors.InputError(
+        f"{detection.label}: bbox {bbox} is less than one pixel wide or "
+        "high; [x, y, w, h] are image pixels, not fractions of the image.")
+  if inside_share(detection.box, height, width) <= 0:
+    raise errors.InputError(
+        f"{detection.label}: bbox {bbox} lies wholly outside {image}, which "
+        f"is {width} x {height} pixels; give [x, y, w, h] in pixels of the "
+        "upright image (or is the image_id wrong?).")
+
+
+class People(NamedTuple):
+  """One image's people to predict (see `plan_people`).
+
+  Attributes:
+    image: the image file.
+    people: its kept `detections.Detection`s, in the file's order.
+    low_scores: how many of its person boxes scored below the minimum.
+  """
+  image: str
+  people: List[detections.Detection]
+  low_scores: int
+
+
+def plan_people(images: Sequence[str], boxes_file: str,
+                min_score: float = detections.DEFAULT_MIN_SCORE,
+                folder: Optional[str] = None) -> List[People]:
+  """Reads a detections file and checks it against the images, before any
+  network is loaded.
+
+  Args:
+    images: the image files to predict on.
+    boxes_file: the detections (`detections.read`).
+    min_score: person boxes scoring less are left out.
+    folder: the folder `images` are all of (--image_dir): then every entry
+      must name one of them. Without it (--image), entries for other images
+      are left out, but some entry must name one of `images`.
+
+  Returns:
+    A `People` per image, in the order of `images`.
+
+  Raises:
+    errors.InputError: a malformed file or entry, an entry naming no image,
+      or a box wholly outside its image; the message names the entry.
+  """
+  entries = detections.read(boxes_file)
+  names = [os.path.basename(image) for image in images]
+  found, unmatched = detections.by_image(entries, names)
+  if unmatched and folder is not None:
+    entry = unmatched[0]
+    raise errors.InputError(
+        f"{entry.label} names no image in {folder}: "
+        f"{detections.match_rule(entry.image_id)}. Fix the image_id, or "
+        "give the --image_dir that holds the image.")
+  if unmatched and not found:
+    ids = sorted({repr(d.image_id) for d in unmatched})
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+    stem = os.path.splitext(names[0])[0]
+    ways = [repr(names[0]), repr(stem)] + (
+        [str(int(stem))] if stem.isdecimal() and stem.isascii() else [])
+    raise errors.InputError(
+        f"{boxes_file} holds no entry for {images[0]} (its image_ids: "
+        f"{shown}); give that image's entries image_id "
+        f"{' or '.join(ways)}, or pass the --image they are for.")
+  if unmatched:
+    logging.info("Left out %s of %s for other images.",
+                 _count(len(unmatched), "entry", "entries"), boxes_file)
+  plan, other_categories = [], 0
+  for image, name in zip(images, names):
+    kept, others, low = detections.keep_people(found.get(name, []),
+                                               min_score)
+    other_categories += others
+    if kept:
+      height, width = image_shape(image)
+      for detection in kept:
+        check_detection(detection, height, width, image)
+    plan.append(People(image, kept, low))
+  if other_categories:
+    logging.info("Left out %s of %s whose category_id is not %d (person).",
+                 _count(other_categories, "entry", "entries"), boxes_file,
+                 detections.PERSON_CATEGORY)
+  return plan
+
+
+def _count(count: int, thing: str, things: str) -> str:
+  """'1 entry', '3 entries'."""
+  return f"{count} {thing if count == 1 else things}"
+
+
+def run_people(predictor: PosePredictor, people: People,
+               output: Optional[str] = None,
+               threshold=visualize.DEFAULT_THRESHOLD,
+               min_score: float = detections.DEFAULT_MIN_SCORE) -> list:
+  """Predicts every kept person of one image (one batch), optionally draws
+  them all on it.
+
+  Args:
+    predictor: a `Predictor` or `ExportedPredictor`.
+    people: the image and its boxes (`plan_people`).
+    output: PNG to write: the image with every skeleton, box and score.
+    threshold: minimum confidence of the joints drawn.
+    min_score: the minimum score the boxes were kept at (for messages).
+
+  Returns:
+    The image's people in COCO's keypoint results format
+    (`detections.keypoint_result`), in the order of `people.people`.
+  """
+  boxes = [detection.box for detection in people.people]
+  if not boxes:
+    why = (f"its {people.low_scores} person boxes score below --min_score "
+           f"{min_score:g}" if people.low_scores else "it has no person box")
+    logging.warning("%s: no person to predict: %s.", people.image, why)
+  else:
+    logging.info("%s: %s; left out %s below --min_score %g.", people.image,
+                 _count(len(boxes), "person", "people"),
+                 _count(people.low_scores, "person box", "person boxes"),
+                 min_score)
+  pixels = load_image(people.image)
+  predictions = predictor.predict_people(
+      pixels, boxes, [detection.label for detection in people.people])
+  if output:
+    title = None
+    if not boxes:
+      title = "no person box" + (
+          f" with score >= {min_score:g}" if people.low_scores else "")
+    picture = visualize.people_figure(
+        pixels, [p.keypoints for p in predictions],
+        [p.confidences for p in predictions], boxes=boxes,
+        labels=[f"{i + 1}: {d.score:.2f}"
+                for i, d in enumerate(people.people)],
+        threshold=threshold, title=title)
+    visualize.save_png(picture, output)
+  return [detections.keypoint_result(detection, p.keypoints, p.confidences)
+          for detection, p in zip(people.people, predictions)]
+
+
+def results_json(results: Sequence[dict]) -> str:
+  """COCO keypoint results as strict JSON, one person a line."""
+  # allow_nan=False: NaN or Infinity would not parse (Predictor refuses
+  # them).
+  lines = ",\n".join(json.dumps(r, allow_nan=False) for r in results)
+  return f"[\n{lines}\n]\n" if results else "[]\n"
+
+
+def check_usage(image=None, image_dir=None, box=None, boxes=None,
+                output=None, output_dir=None, output_json=None,
+                min_score=detections.DEFAULT_MIN_SCORE) -> None:
+  """Refuses flags that do not go together (the command's flags' values).
+
+  Raises:
+    app.UsageError: the first clash, and how to call instead.
+  """
+  if (image is None) == (image_dir is None):
+    raise app.UsageError("give --image=FILE, or --image_dir=FOLDER with "
+                         "--boxes=FILE; one of them.")
+  if box is not None and boxes is not None:
+    raise app.UsageError("--box is one person's box, --boxes a file of "
+                         "them; give one.")
+  if boxes is None:
+    for flag, value in (("image_dir", image_dir), ("output_dir", output_dir),
+                        ("output_json", output_json)):
+      if value is not None:
+        raise app.UsageError(
+            f"--{flag} goes with --boxes=FILE (person boxes as COCO "
+            "detection results).")
+  if image_dir is not None and output is not None:
+    raise app.UsageError("--output is one picture; with --image_dir give "
+                         "--output_dir=FOLDER.")
+  if output is not None and output_dir is not None:
+    raise app.UsageError("give --output=FILE.png or --output_dir=FOLDER, "
+                         "not both.")
+  if (image_dir is not None and output_dir is not None and
+      os.path.abspath(image_dir) == os.path.abspath(output_dir)):
+    raise app.UsageError("give an --output_dir other than --image_dir: a "
+                         "second run would take the pictures for photos.")
+  if not np.isfinite(min_score):
+    raise app.UsageError(f"--min_score must be a number, not {min_score}.")
+
+
+def json_destination(output=None, output_dir=None, output_json=None,
+                     boxes=None) -> Optional[str]:
+  """Where --boxes' keypoint results go: --output_json, else beside the
+  picture(s) (out.png -> out.json; --output_dir -> keypoints.json in it),
+  else None (standard output).
+
+  Raises:
+    app.UsageError: that is the --boxes file itself.
+  """
+  path = output_json
+  if path is None and output:
+    path = os.path.splitext(output)[0] + ".json"
+  if path is None and output_dir:
+    path = os.path.join(output_dir, "keypoints.json")
+  if path and boxes and os.path.abspath(path) == os.path.abspath(boxes):
+    raise app.UsageError(
+        f"the keypoints would overwrite the --boxes file {boxes}; give "
+        "--output_json=ANOTHER.json.")
+  return path
+
+
 FLAGS = flags.FLAGS
 
 
@@ -628,30 +983,89 @@ def define_flags():
   flags.DEFINE_string("workdir", None,
                       "Training workdir or checkpoint to load.")
   flags.DEFINE_string("image", None, "Image file to run on.")
+  flags.DEFINE_string("image_dir", None, "Folder of images to run on, with "
+                      "--boxes: every image file in it.")
   flags.DEFINE_string("box", None, "Person box x1,y1,x2,y2 in pixels; "
                       "default: the whole image.")
+  flags.DEFINE_string("boxes", None, "JSON file of person boxes, COCO "
+                      "detection results: [{image_id, bbox: [x, y, w, h], "
+                      "score, category_id}]; predicts every person.")
+  flags.DEFINE_float("min_score", detections.DEFAULT_MIN_SCORE,
+                     "With --boxes: the lowest detection score kept.")
   flags.DEFINE_string("output", None, "PNG to write: skeleton, crop, heatmaps "
-                      "and every stage's attention mask.")
+                      "and every stage's attention mask; with --boxes, every "
+                      "person's skeleton and box on the image.")
+  flags.DEFINE_string("output_dir", None, "With --boxes: folder of one "
+                      "<image>_pose.png per image.")
+  flags.DEFINE_string("output_json", None, "With --boxes: the COCO keypoint "
+                      "results file (default: beside --output, or "
+                      "keypoints.json in --output_dir; else printed).")
   flags.DEFINE_bool("no_flip", False, "Turn the flip test off (default: the "
                     "checkpoint config's setting).")
   flags.DEFINE_float("threshold", visualize.DEFAULT_THRESHOLD,
                      "Minimum confidence of the joints drawn.")
-  flags.mark_flags_as_required(["workdir", "image"])
+  flags.mark_flags_as_required(["workdir"])
+
+
+def _load_predictor() -> Predictor:
+  if not os.path.exists(FLAGS.workdir):
+    raise errors.MissingError(
+        f"workdir or checkpoint not found: {FLAGS.workdir} (pass the "
+        "--workdir of a training run, or one of its checkpoints).")
+  return Predictor.from_checkpoint(
+      FLAGS.workdir, flip_test=False if FLAGS.no_flip else None)
+
+
+def _main_people():
+  """--boxes: every person of --image or of each image in --image_dir."""
+  folder = FLAGS.image_dir
+  if folder is None:
+    images = [FLAGS.image]
+    pictures = [FLAGS.output]
+    if FLAGS.output_dir is not None:
+      pictures = [os.path.join(
+          FLAGS.output_dir,
+          picture_names([os.path.basename(FLAGS.image)])[0])]
+  else:
+    names = image_files(folder)
+    images = [os.path.join(folder, name) for name in names]
+    pictures = [None if FLAGS.output_dir is None else
+                os.path.join(FLAGS.output_dir, name)
+                for name in picture_names(names)]
+  json_path = json_destination(FLAGS.output, FLAGS.output_dir,
+                               FLAGS.output_json, FLAGS.boxes)
+  plan = plan_people(images, FLAGS.boxes, FLAGS.min_score, folder)
+  predictor = _load_predictor()
+  results = []
+  for people, picture in zip(plan, pictures):
+    results += run_people(predictor, people, picture, FLAGS.threshold,
+                          FLAGS.min_score)
+  if json_path is None:
+    print(results_json(results), end="")
+    return
+  if os.path.dirname(json_path):
+    os.makedirs(os.path.dirname(json_path), exist_ok=True)
+  with open(json_path, "w", encoding="utf-8") as f:
+    f.write(results_json(results))
+  logging.info("Wrote %s of %s to %s.",
+               _count(len(results), "person", "people"),
+               _count(len(plan), "image", "images"), json_path)
 
 
 def main(argv):
   del argv  # cli.run allows none.
+  check_usage(FLAGS.image, FLAGS.image_dir, FLAGS.box, FLAGS.boxes,
+              FLAGS.output, FLAGS.output_dir, FLAGS.output_json,
+              FLAGS.min_score)
+  if FLAGS.boxes is not None:
+    _main_people()
+    return
   # Check the user's inputs before the slow part (loading the network).
   box = parse_box(FLAGS.box) if FLAGS.box is not None else None
   image = load_image(FLAGS.image)
   if box is not None:
     check_box_in_image(box, *image.shape[:2])
-  if not os.path.exists(FLAGS.workdir):
-    raise errors.MissingError(
-        f"workdir or checkpoint not found: {FLAGS.workdir} (pass the "
-        "--workdir of a training run, or one of its checkpoints).")
-  predictor = Predictor.from_checkpoint(
-      FLAGS.workdir, flip_test=False if FLAGS.no_flip else None)
+  predictor = _load_predictor()
   result = run(predictor, image, box, FLAGS.output, FLAGS.threshold)
   result["image"] = FLAGS.image
   # Strict JSON: NaN or Infinity would not parse (Predictor refuses them).

@@ -343,6 +343,62 @@ def prediction_figure(image, keypoints, confidences=None, crop=None,
   return figure
 
 
+def people_figure(image, keypoints, confidences=None, boxes=None,
+                  labels=None, threshold=DEFAULT_THRESHOLD, title=None):
+  """Every person's skeleton on one image, at the image's own size.
+
+  Args:
+    image: (H, W, 3) original image.
+    keypoints: (P, K, 2) joints in original pixels, one row a person (P may
+      be 0).
+    confidences: optional (P, K) scores for `threshold`.
+    boxes: optional (P, 4) person boxes x1, y1, x2, y2, drawn as white
+      frames; each skeleton's lines are then about 1/60 of its box's longer
+      side, so that small people far away stay readable.
+    labels: optional P texts, written at each box's top-left corner (with
+      `boxes` only).
+    threshold: minimum confidence of a drawn joint (None: all).
+    title: text for the top-left corner (e.g. why nobody is drawn); when
+      people were given but no joint reaches `threshold`, a line says so.
+
+  Returns:
+    (H, W, 3) uint8 picture.
+  """
+  picture = _as_rgb_uint8(image)
+  keypoints = np.asarray(keypoints, np.float64)
+  count = len(keypoints) if keypoints.size else 0
+  if boxes is not None:
+    boxes = np.asarray(boxes, np.float64).reshape(count, 4)
+    frames = Image.fromarray(picture)
+    draw = ImageDraw.Draw(frames)
+    for x1, y1, x2, y2 in boxes:
+      draw.rectangle((x1, y1, x2, y2), outline=(255, 255, 255),
+                     width=max(1, round(max(x2 - x1, y2 - y1) / 150)))
+    picture = np.asarray(frames)
+  shown = 0
+  for p in range(count):
+    scores = None if confidences is None else np.asarray(confidences)[p]
+    width = None
+    if boxes is not None:
+      x1, y1, x2, y2 = boxes[p]
+      width = max(2, round(max(x2 - x1, y2 - y1) / 60))
+    picture = draw_skeleton(picture, keypoints[p], scores, threshold, width)
+    shown += int(scores is None or threshold is None or
+                 np.any(np.asarray(scores, np.float64) >= threshold))
+  text = [] if title is None else [title]
+  if count and not shown:
+    text.append(f"no joint with confidence >= {threshold:g}")
+  canvas = Image.fromarray(picture)
+  for (x, y), name in zip([] if boxes is None else boxes[:, :2],
+                          labels or ()):
+    # Inside the picture, also for a box that starts beyond its edge.
+    _label(canvas, name, (min(max(2.0, x + 2), canvas.size[0] - 20),
+                          min(max(2.0, y + 2), canvas.size[1] - 12)))
+  if text:
+    _label(canvas, "\n".join(text))
+  return np.asarray(canvas)
+
+
 def _caption_strip(text, width):
   """A black strip with white `text`, the font shrunk until the text fits."""
   size = font_size = max(10, width // 14)

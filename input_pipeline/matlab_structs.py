@@ -48,6 +48,22 @@ def structs(value: Any) -> list[Any]:
   return []
 
 
+def cells(value: Any) -> Optional[list[Any]]:
+  """The elements of a MATLAB cell array, in MATLAB's column-major order.
+
+  Args:
+    value: a field value (loadmat returns a cell array as an object array,
+      of any shape).
+
+  Returns:
+    The elements as loadmat gives them (arrays, possibly empty, or scalars
+    when loaded with `squeeze_me`); None when `value` is not a cell array.
+  """
+  if isinstance(value, np.ndarray) and value.dtype == object:
+    return list(value.ravel(order="F"))
+  return None
+
+
 def field(struct: Any, name: str) -> Any:
   """A struct's field, or None when the field is absent or empty."""
   if isinstance(struct, np.void):

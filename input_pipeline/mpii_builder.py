@@ -10,14 +10,22 @@ is a manual-download builder: put the files in a folder as
 
 `validation` is Tompson et al.'s 2958 people in `valid.h5` / `gt_valid.mat`
 order (the builder keeps that order: `disable_shuffling`), `train` the other
-annotated people of the training images.
+annotated people of the training images, and `test` the people of the test
+images that MPII's single-person benchmark scores (release order; they have
+no joints, only `center` and `scale`). TFDS refuses an empty split, so a
+folder without test people (the JSON layout without `test.json`) builds
+without `test`; the data set's metadata says why (`read_test_split`), and
+keeps the release's test images, which a benchmark submission must list
+(`acnn_jax.submission`).
 
 A bad person never stops a 25k-image build: it is skipped, counted per reason
 and reported in one log line per split (with its first few examples); see
 `validate_record`, `inspect_image` and `Mpii.reports`. A damaged file does
-(`errors.InputError`, naming the file and the entry), and so does a split
-whose every person is skipped (`empty_split_error`, naming the folder and the
-counts, where TFDS would only say "No examples were yielded").
+(`errors.InputError`, naming the file and the entry), and so does a training
+or validation split whose every person is skipped (`empty_split_error`,
+naming the folder and the counts, where TFDS would only say "No examples
+were yielded"); a test split whose every person is skipped is left out, and
+its metadata says why.
 """
 
 import collections
@@ -105,7 +113,8 @@ def inspect_image(path: str) -> ImageCheck:
 
 def validate_record(record: Record,
                     image_size: Optional[tuple[int, int]] = None,
-                    require_head_box: bool = False) -> Optional[str]:
+                    require_head_box: bool = False,
+                    require_joints: bool = True) -> Optional[str]:
   """Why a person must be skipped, or None when it is usable.
 
   Args:
@@ -114,6 +123,9 @@ def validate_record(record: Record,
       skips that check.
     require_head_box: reject degenerate head boxes (validation: PCKh divides
       by the head size).
+    require_joints: reject people without an annotated joint; False for test
+      people, who have none: their centre and scale must be finite, the
+      scale positive and the centre near the image.
 
   Returns:
     One of `SKIP_REASONS`, or None.
@@ -123,7 +135,7 @@ def validate_record(record: Record,
              record["head_box"]]
   if not all(np.all(np.isfinite(np.asarray(v, np.float64))) for v in numbers):
     return NAN
-  if not annotated.any():
+  if require_joints and not annotated.any():
     return NO_JOINTS
   if not float(record["scale"]) > 0:
     return BAD_SCALE
@@ -260,14 +272,19 @@ def _example(record: Record, image_path: str,
 
 
 class Mpii(tfds.core.GeneratorBasedBuilder):
-  """MPII Human Pose, single person: one example per annotated person."""
+  """MPII Human Pose, single person: one example per person (annotated in
+  train and validation; test people have no joints)."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
       "1.0.0": ("Initial release: Tompson's validation split, official or "
                 "HRNet/mmpose JSON annotations, original JPEG bytes."),
       "1.1.0": ("`other_joints`, `other_annotated`: the other annotated "
                 "people of each example's image (where masks look)."),
+      "1.2.0": ("`test`: the single people of the test images (release's "
+                "`single_person`, or HRNet's test.json), without joints; "
+                "metadata `test`: its count, why it is absent, the "
+                "release's test images. train and validation unchanged."),
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
@@ -310,6 +327,9 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
                                                     dtype=np.bool_),
         }),
         homepage="http://human-pose.mpi-inf.mpg.de/",
+        # Filled while the splits are written (`_test_metadata`), saved as
+        # metadata.json beside the data and read back with the data set.
+        metadata=tfds.core.MetadataDict(),
         # Validation must stay in gt_valid.mat order; training shuffles in
         # tf.data anyway.
         disable_shuffling=True,
@@ -321,12 +341,22 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
     logging.info("mpii: layout %s in %s", files.layout, dl_manager.manual_dir)
     splits = mpii_layouts.read_splits(files)
     people = other_people(splits)
-    return {
+    generators = {
         name: self._generate_examples(
-            name, split, files.images, people,
+            name, splits[name], files.images, people,
             require_head_box=name == "validation")
-        for name, split in splits.items()
+        for name in ("train", "validation")
     }
+    # TFDS refuses a split without examples, so the test people are checked
+    # now, before TFDS is told which splits there are.
+    test = self._check_test_people(splits["test"], files.images)
+    self.info.metadata[TEST_METADATA] = _test_metadata(
+        files.layout, splits["test"], test, self.reports["test"],
+        os.path.dirname(files.images))
+    if test:
+      generators["test"] = self._generate_test_examples(test, files.images,
+                                                        people)
+    return generators
 
   def _check_image(self, path: str) -> ImageCheck:
     """`inspect_image`, once per file (people share images)."""
@@ -357,6 +387,108 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
     logging.info(log.summary())
     if not log.kept:
       raise empty_split_error(log, os.path.dirname(images_dir))
+
+  def _check_test_people(self, records: mpii_layouts.SplitRecords,
+                         images_dir: str) -> list[tuple[int, Record]]:
+    """The usable test people with their positions; counts the others.
+
+    Test people have no joints: `validate_record` checks their centre and
+    scale, `inspect_image` their image.
+    """
+    log = self.reports["test"] = SkipLog("test")
+    for what in records.missing:
+      log.skip(NOT_ANNOTATED, what)
+    kept = []
+    for position, record in enumerate(records.records):
+      check = self._check_image(os.path.join(images_dir, record["image"]))
+      reason = check.reason or validate_record(record, check.size,
+                                               require_joints=False)
+      if reason:
+        log.skip(reason, describe(record), check.detail)
+        continue
+      log.keep()
+      kept.append((position, record))
+    logging.info(log.summary())
+    return kept
+
+  def _generate_test_examples(self, kept: list[tuple[int, Record]],
+                              images_dir: str,
+                              people: dict[str, list[Record]]
+                              ) -> Iterator[tuple[int, dict[str, Any]]]:
+    for position, record in kept:
+      yield _example_key(position), _example(
+          record, os.path.join(images_dir, record["image"]),
+          people.get(record["image"], []))
+
+
+# The metadata entry of the test split (`Mpii.info.metadata`).
+TEST_METADATA = "test"
+
+
+def _test_metadata(layout: str, records: mpii_layouts.SplitRecords,
+                   kept: list[tuple[int, Record]], log: SkipLog,
+                   manual_dir: str) -> dict[str, Any]:
+  """What the data set keeps about its test split (JSON values).
+
+  Returns:
+    `layout`, `people` (the examples of `test`), `note` (why there is no
+    `test` split; "" when there is one) and `images` (layout (a): the
+    release's test images, `mpii_official.test_images`; else None).
+  """
+  note = ""
+  if not kept:
+    note = records.note or str(empty_split_error(log, manual_dir))
+  return {"layout": layout, "people": len(kept), "note": note,
+          "images": records.images}
+
+
+@dataclasses.dataclass(frozen=True)
+class TestSplit:
+  """The test split's people, as the data set lists them.
+
+  Attributes:
+    people: per example of `test`, in split order: `image_name` (str),
+      `index`, `person` (0-based release ids, -1 in the JSON layout),
+      `center` (0-based objpos) and `scale`.
+    images: the release's test images (`mpii_official.test_images`), or
+      None when the data set was built from the JSON layout.
+    layout: "official" or "json".
+  """
+  people: dict[str, np.ndarray]
+  images: Optional[list[dict[str, Any]]]
+  layout: str
+
+
+def read_test_split(builder: tfds.core.DatasetBuilder) -> TestSplit:
+  """The prepared data set's test people and the release's test images.
+
+  Raises:
+    errors.InputError: the data set has no test split; the message says why
+      (no test people in the annotation files, or every one skipped).
+  """
+  metadata = builder.info.metadata or {}
+  info = metadata.get(TEST_METADATA)
+  if "test" not in builder.info.splits:
+    why = (info or {}).get("note") or (
+        f"its metadata does not say why ({Mpii.name} before 1.2.0?).")
+    raise errors.InputError(
+        f"The MPII data in {builder.data_dir} has no test people: {why} "
+        f"Once manual_dir has them, delete {builder.data_dir} to prepare "
+        "the data set again.")
+  keys = ("image_name", "index", "person", "center", "scale")
+  # The image bytes are read with the records, but never decoded.
+  ds = builder.as_dataset(
+      split="test", decoders={"image": tfds.decode.SkipDecoding()}).map(
+          lambda example: {key: example[key] for key in keys})
+  rows = {key: [] for key in keys}
+  for example in tfds.as_numpy(ds):
+    for key in keys:
+      rows[key].append(example[key])
+  people = {key: np.asarray(value) for key, value in rows.items()}
+  people["image_name"] = np.asarray(
+      [name.decode() for name in rows["image_name"]], dtype=object)
+  return TestSplit(people=people, images=info["images"],
+                   layout=info["layout"])
 
 
 def build(manual_dir: str, data_dir: str) -> tfds.core.DatasetBuilder:

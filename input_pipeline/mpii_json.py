@@ -6,7 +6,9 @@ a list of `{"image", "center", "scale", "joints", "joints_vis"}` with 1-based
 pixel coordinates and `joints_vis` meaning "annotated" (not MPII's occlusion
 flag). `valid.json` holds Tompson's 2958 validation people in the order of
 `gt_valid.mat`, whose `headboxes_src` gives their head boxes; the layout has
-none for training people.
+none for training people. HRNet's `test.json` (mmpose: `mpii_test.json`),
+where present, lists people of the test images with only `image`, `center`
+and `scale` (`read_test_json`).
 
 The records are those of `mpii_official` (see its module docstring), with
 `visible` = -1 (this layout does not keep MPII's occlusion flag), `index` and
@@ -20,7 +22,7 @@ number is one bad person instead, which the builder skips and counts.
 """
 
 import os
-from typing import Any, Dict, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -35,10 +37,12 @@ Record = mpii_official.Record
 ANNOT_DIR = "annot"
 TRAIN_JSON_FILES = ("train.json", "mpii_train.json")
 VALID_JSON_FILES = ("valid.json", "mpii_val.json")
+TEST_JSON_FILES = ("test.json", "mpii_test.json")
 GT_VALID_FILE = "gt_valid.mat"
 GT_VALID_FILES = (GT_VALID_FILE, "mpii_gt_val.mat")
 GT_VALID_KEYS = ("pos_gt_src", "jnt_missing", "headboxes_src")
 ENTRY_KEYS = ("image", "center", "scale", "joints")  # joints_vis may be absent.
+TEST_ENTRY_KEYS = ("image", "center", "scale")  # Test people have no joints.
 # How to replace a damaged file: the end of every error about one.
 JSON_FIX = ("Download the file again: HRNet's data/mpii/annot/ or mmpose's "
             "mpii_annotations.tar (see MANUAL_DOWNLOAD_INSTRUCTIONS).")
@@ -81,6 +85,21 @@ def _numbers(entry: dict[str, Any], key: str, shapes: Sequence[tuple[int, ...]]
   return array.astype(np.float64)
 
 
+def _check_entry(entry: Any, keys: Sequence[str]) -> None:
+  """Raises `errors.InputError` unless `entry` is an object holding `keys`
+  with a file name in 'image'."""
+  if not isinstance(entry, dict):
+    raise errors.InputError(
+        f"an entry must be an object with {', '.join(keys)}, got "
+        f"{_show(entry)}")
+  absent = [key for key in keys if key not in entry]
+  if absent:
+    raise errors.InputError(f"the entry lacks {', '.join(absent)}")
+  if not isinstance(entry["image"], str) or not entry["image"]:
+    raise errors.InputError(
+        f"'image' must be a file name, got {_show(entry['image'])}")
+
+
 def parse_entry(entry: dict[str, Any]) -> Record:
   """Converts one JSON entry into a record (1-based -> 0-based).
 
@@ -95,16 +114,7 @@ def parse_entry(entry: dict[str, Any]) -> Record:
     errors.InputError: a key is missing or its value is not what HRNet
       writes; the message names the key.
   """
-  if not isinstance(entry, dict):
-    raise errors.InputError(
-        f"an entry must be an object with {', '.join(ENTRY_KEYS)}, got "
-        f"{_show(entry)}")
-  absent = [key for key in ENTRY_KEYS if key not in entry]
-  if absent:
-    raise errors.InputError(f"the entry lacks {', '.join(absent)}")
-  if not isinstance(entry["image"], str) or not entry["image"]:
-    raise errors.InputError(
-        f"'image' must be a file name, got {_show(entry['image'])}")
+  _check_entry(entry, ENTRY_KEYS)
   k = mpii.NUM_JOINTS
   joints = _numbers(entry, "joints", [(k, 2)])
   if entry.get("joints_vis") is None:
@@ -121,6 +131,45 @@ def parse_entry(entry: dict[str, Any]) -> Record:
       head_box=np.zeros(4))
 
 
+def parse_test_entry(entry: dict[str, Any]) -> Record:
+  """Converts one `test.json` entry (a person without joints) into a record.
+
+  Args:
+    entry: a dict with `image`, `center` and `scale`; other keys (joints,
+      if a writer added them) are ignored: the test set has no ground truth.
+
+  Returns:
+    The record: index/person -1 (the layout does not keep the release's
+    indices), no annotated joint, visible -1, head box zeros.
+
+  Raises:
+    errors.InputError: a key is missing or its value is not what HRNet
+      writes; the message names the key.
+  """
+  _check_entry(entry, TEST_ENTRY_KEYS)
+  k = mpii.NUM_JOINTS
+  return mpii_official.make_record(
+      image=entry["image"], index=-1, person=-1, joints=np.zeros((k, 2)),
+      annotated=np.zeros(k, bool), visible=np.full(k, -1),
+      center=_numbers(entry, "center", [(2,)]) - 1.0,
+      scale=_numbers(entry, "scale", [(), (1,)]).item(),
+      head_box=np.zeros(4))
+
+
+def read_test_json(path: str) -> list[Record]:
+  """Reads a `test.json` / `mpii_test.json` file into records, in file order.
+
+  The file order is all that identifies a person besides its image, centre
+  and scale: HRNet's file keeps no release index.
+
+  Raises:
+    errors.MissingError: the file does not exist.
+    errors.InputError: it is not JSON, not a list, or an entry is malformed;
+      the message names the file, the entry and the key.
+  """
+  return _read_entries(path, parse_test_entry)
+
+
 def read_json(path: str) -> list[Record]:
   """Reads a `train.json` / `valid.json` file into records, in file order.
 
@@ -129,6 +178,11 @@ def read_json(path: str) -> list[Record]:
     errors.InputError: it is not JSON, not a list, or an entry is malformed;
       the message names the file, the entry and the key.
   """
+  return _read_entries(path, parse_entry)
+
+
+def _read_entries(path: str, parse: Callable[[Any], Record]) -> list[Record]:
+  """The records of a JSON list of people, each read by `parse`."""
   if not os.path.isfile(path):
     raise errors.MissingError(f"{path} does not exist. {JSON_FIX}")
   entries = errors.read_json(path, list, "a list of people",
@@ -136,7 +190,7 @@ def read_json(path: str) -> list[Record]:
   records = []
   for i, entry in enumerate(entries):
     try:
-      records.append(parse_entry(entry))
+      records.append(parse(entry))
     except errors.InputError as e:
       image = entry.get("image") if isinstance(entry, dict) else None
       where = f"entry {i}" + (f" ({image})" if isinstance(image, str) else "")

@@ -8,6 +8,11 @@ automatically: (a) the official release plus pose-hg-train's `valid.h5`
 `gt_valid.mat` (read by `mpii_json`). Both give the same splits:
 `validation` is Tompson et al.'s 2958 people, in `valid.h5` / `gt_valid.mat`
 order, and `train` the other annotated people of the training images.
+
+The `test` split holds people of the test images, without joints: in (a)
+the release's single people (`RELEASE.single_person`), in (b) the entries
+of HRNet's optional `test.json`. A folder without them has an empty `test`
+(`SplitRecords.note` says why).
 """
 
 import dataclasses
@@ -53,7 +58,11 @@ ONE of these two layouts; the builder detects which.
       annot/train.json       (or mpii_train.json; annot/ may also be
       annot/valid.json        annotations/ or manual_dir itself)
       annot/gt_valid.mat     (or mpii_gt_val.mat)
+      annot/test.json        (optional, or mpii_test.json: the test people)
       images/000001163.jpg ...
+
+A submission to MPII's test benchmark needs layout (a): the release lists
+every test image's people, which the benchmark's file must keep.
 """
 
 # Where each file may be, relative to manual_dir: the documented place first,
@@ -80,6 +89,7 @@ class ManualFiles:
   train_json: Optional[str] = None
   valid_json: Optional[str] = None
   gt_valid: Optional[str] = None
+  test_json: Optional[str] = None  # Optional in layout (b).
 
 
 def _find(manual_dir: str, dirs: Sequence[str], names: Sequence[str]
@@ -131,6 +141,7 @@ def find_manual_files(manual_dir: str) -> ManualFiles:
   train_json = _find(manual_dir, _ANNOTATION_DIRS, mpii_json.TRAIN_JSON_FILES)
   valid_json = _find(manual_dir, _ANNOTATION_DIRS, mpii_json.VALID_JSON_FILES)
   gt_valid = _find(manual_dir, _ANNOTATION_DIRS, mpii_json.GT_VALID_FILES)
+  test_json = _find(manual_dir, _ANNOTATION_DIRS, mpii_json.TEST_JSON_FILES)
 
   official = {mpii_official.RELEASE_FILE: release,
               mpii_official.VALID_H5_FILE: valid_h5}
@@ -153,7 +164,8 @@ def find_manual_files(manual_dir: str) -> ManualFiles:
     raise _missing_error(manual_dir, [mpii_official.IMAGES_DIR + "/"])
   return ManualFiles(layout=layout, images=images, release=release,
                      valid_h5=valid_h5, train_json=train_json,
-                     valid_json=valid_json, gt_valid=gt_valid)
+                     valid_json=valid_json, gt_valid=gt_valid,
+                     test_json=test_json)
 
 
 # --------------------------------------------------------- reading splits --
@@ -165,13 +177,21 @@ class SplitRecords:
 
   Attributes:
     records: the split's people.
-    missing: validation people the annotations lack, described.
+    missing: validation (or test) people the annotations name but lack,
+      described.
     held_out: people kept out of this split (and of every other) because a
       damaged validation entry may mean them; see `split_records`.
+    note: (test) why the files list no people for this split, when they
+      list none.
+    images: (test, layout (a)) the release's test images, as a benchmark
+      submission must list them (`mpii_official.test_images`); None in
+      layout (b), which does not have them.
   """
   records: list[Record]
   missing: list[str] = dataclasses.field(default_factory=list)
   held_out: list[Record] = dataclasses.field(default_factory=list)
+  note: str = ""
+  images: Optional[list[dict]] = None
 
 
 def _check_valid_names(files: ManualFiles, validation: Sequence[Record],
@@ -197,8 +217,9 @@ def _read_official(files: ManualFiles) -> dict[str, SplitRecords]:
   person it meant); a pair whose image cannot be told is an error, as then
   any training person may be a validation person.
   """
-  records = mpii_official.read_release(files.release,
-                                       include_unannotated=True)
+  release = mpii_official.read_release_parts(files.release)
+  records = mpii_official.parse_annolist(
+      release.annolist, img_train=release.img_train, include_unannotated=True)
   pairs = mpii_official.read_valid_h5(files.valid_h5)
   names = mpii_official.read_valid_h5_image_names(files.valid_h5)
   split = mpii_official.split_records(records, pairs, names)
@@ -212,18 +233,54 @@ def _read_official(files: ManualFiles) -> dict[str, SplitRecords]:
   _check_valid_names(files, split.validation, pairs, names)
   missing = [f"index {i}, person {p}" for i, p in split.missing]
   return {"train": SplitRecords(split.train, held_out=split.held_out),
-          "validation": SplitRecords(split.validation, missing)}
+          "validation": SplitRecords(split.validation, missing),
+          "test": _official_test(release)}
+
+
+def _official_test(release: mpii_official.Release) -> SplitRecords:
+  """Layout (a)'s test split: the single people of the test images."""
+  records, missing = mpii_official.read_test_people(release)
+  note = ""
+  if release.single_person is None:
+    note = (f"{release.path} has no RELEASE.single_person, the list of the "
+            "people of each test image that the benchmark scores: it is a "
+            "trimmed release, or a synthetic set written before the test "
+            "split existed (delete that folder: it is written again). The "
+            f"official {mpii_official.RELEASE_FILE} has it.")
+  elif not records and not missing:
+    note = (f"{release.path} lists no single person in a test image "
+            "(img_train == 0).")
+  return SplitRecords(records, missing, note=note,
+                      images=mpii_official.test_images(release))
+
+
+def _json_test(files: ManualFiles) -> SplitRecords:
+  """Layout (b)'s test split: HRNet's test.json, when there is one."""
+  if files.test_json is None:
+    return SplitRecords([], note=(
+        f"the JSON layout in {os.path.dirname(files.images)} has no "
+        f"{mpii_json.ANNOT_DIR}/{mpii_json.TEST_JSON_FILES[0]} (HRNet's "
+        f"data/mpii/annot/{mpii_json.TEST_JSON_FILES[0]}, or mmpose's "
+        f"{mpii_json.TEST_JSON_FILES[1]}), which lists the test people (a "
+        "submission to the benchmark needs the official release, layout "
+        "(a))."))
+  records = mpii_json.read_test_json(files.test_json)
+  return SplitRecords(records, note="" if records else (
+      f"{files.test_json} lists no people."))
 
 
 def read_splits(files: ManualFiles) -> dict[str, SplitRecords]:
-  """Reads the annotations of either layout into `train` and `validation`.
+  """Reads the annotations of either layout into `train`, `validation`
+  and `test`.
 
   Args:
     files: from `find_manual_files`.
 
   Returns:
-    {"train": ..., "validation": ...}; validation in valid.h5 / valid.json
-    order. People without points are included (the generator counts them).
+    {"train": ..., "validation": ..., "test": ...}; validation in valid.h5 /
+    valid.json order, test in release (index, person) / test.json order.
+    People without points are included in train and validation (the
+    generator counts them); test people have none.
 
   Raises:
     errors.MissingError, errors.InputError: a file is absent or damaged; the
@@ -235,4 +292,5 @@ def read_splits(files: ManualFiles) -> dict[str, SplitRecords]:
       "train": SplitRecords(mpii_json.read_json(files.train_json)),
       "validation": SplitRecords(
           mpii_json.read_validation(files.valid_json, files.gt_valid)),
+      "test": _json_test(files),
   }

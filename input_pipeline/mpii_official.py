@@ -1,5 +1,10 @@
 """Reader for MPII's official release and pose-hg-train's validation split.
 
+The release's training images (`img_train == 1`) carry the annotated people;
+its test images only a rough centre (`objpos`) and `scale` per person, and
+`single_person` lists each image's people that the single-person benchmark
+scores (`read_test_people`, `test_images`).
+
 The official annotations (`mpii_human_pose_v1_u12_1.mat`, struct `RELEASE`,
 MATLAB v5) are read with `scipy.io.loadmat`. MATLAB's struct arrays come back
 in awkward shapes: a 1x1 struct array where one would expect a list, a 0x0
@@ -137,6 +142,17 @@ def parse_points(annopoints: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   return joints, annotated, visible
 
 
+def parse_objpos(rect: Any) -> Optional[np.ndarray]:
+  """One `annorect`'s `objpos` as a 1-BASED (x, y) array, as stored; None
+  when it has none (or an empty coordinate)."""
+  objpos = structs(field(rect, "objpos"))
+  if objpos:
+    x, y = number(field(objpos[0], "x")), number(field(objpos[0], "y"))
+    if x is not None and y is not None:
+      return np.array([x, y], np.float64)
+  return None
+
+
 def parse_annorect(rect: Any, *, image: str = "", index: int = -1,
                    person: int = -1) -> Record:
   """Parses one person (`annolist(i).annorect(p)`) into a record.
@@ -155,12 +171,8 @@ def parse_annorect(rect: Any, *, image: str = "", index: int = -1,
     The record, 0-based (see the module docstring).
   """
   joints, annotated, visible = parse_points(field(rect, "annopoints"))
-  center = np.zeros(2)
-  objpos = structs(field(rect, "objpos"))
-  if objpos:
-    x, y = number(field(objpos[0], "x")), number(field(objpos[0], "y"))
-    if x is not None and y is not None:
-      center = np.array([x, y]) - 1.0
+  objpos = parse_objpos(rect)
+  center = np.zeros(2) if objpos is None else objpos - 1.0
   scale = number(field(rect, "scale")) or 0.0
   box = [number(field(rect, k)) for k in ("x1", "y1", "x2", "y2")]
   head_box = (np.zeros(4) if any(v is None for v in box) else
@@ -224,16 +236,24 @@ def load_release(path: str) -> Any:
   return release[0]
 
 
-def read_release(path: str, include_unannotated: bool = False) -> list[Record]:
-  """Reads the training-image people of the official release.
+class Release(NamedTuple):
+  """The parts of `RELEASE` that the readers use, checked.
 
-  Args:
-    path: `mpii_human_pose_v1_u12_1.mat`.
-    include_unannotated: see `parse_annolist`.
+  Attributes:
+    path: the file, for messages.
+    annolist: the `annolist` struct array.
+    img_train: (N,) the per-image flags, 1 for a training image.
+    single_person: the raw `single_person` cell array (see
+      `single_person`), None when the file has none.
+  """
+  path: str
+  annolist: Any
+  img_train: np.ndarray
+  single_person: Any
 
-  Returns:
-    One record per person of an `img_train == 1` image (with points, unless
-    `include_unannotated`), in (index, person) order.
+
+def read_release_parts(path: str) -> Release:
+  """Loads the release and checks `annolist` and `img_train`.
 
   Raises:
     errors.MissingError, errors.InputError: see `load_release`; also when
@@ -253,8 +273,156 @@ def read_release(path: str, include_unannotated: bool = False) -> list[Record]:
         f"{path}: RELEASE.img_train must hold one 0/1 flag per annolist entry"
         f" ({entries}), got "
         f"{matlab_structs.describe(img_train)}. {RELEASE_FIX}")
-  return parse_annolist(annolist, img_train=flags,
+  return Release(path, annolist, flags, field(release, "single_person"))
+
+
+def read_release(path: str, include_unannotated: bool = False) -> list[Record]:
+  """Reads the training-image people of the official release.
+
+  Args:
+    path: `mpii_human_pose_v1_u12_1.mat`.
+    include_unannotated: see `parse_annolist`.
+
+  Returns:
+    One record per person of an `img_train == 1` image (with points, unless
+    `include_unannotated`), in (index, person) order.
+
+  Raises:
+    errors.MissingError, errors.InputError: see `read_release_parts`.
+  """
+  release = read_release_parts(path)
+  return parse_annolist(release.annolist, img_train=release.img_train,
                         include_unannotated=include_unannotated)
+
+
+# -------------------------------------------------------------- test split --
+
+
+def single_person(release: Release) -> Optional[list[list[int]]]:
+  """`RELEASE.single_person`: per image, its single people, 0-based.
+
+  The release lists, for every image, the 1-based `annorect` indices of the
+  people "sufficiently separated" from the others: the people the
+  single-person benchmark scores (a column vector, or [] for none).
+
+  Args:
+    release: from `read_release_parts`.
+
+  Returns:
+    One ascending list of 0-based annorect indices per `annolist` entry;
+    None when the file has no `single_person` (a trimmed release, such as
+    the synthetic sets written before builder 1.2.0).
+
+  Raises:
+    errors.InputError: the field is not one cell per image, or a cell holds
+      something other than whole numbers >= 1.
+  """
+  if release.single_person is None:
+    return None
+  entries = len(release.img_train)
+  items = matlab_structs.cells(release.single_person)
+  if items is None or len(items) != entries:
+    raise errors.InputError(
+        f"{release.path}: RELEASE.single_person must be a cell array with "
+        f"one cell per annolist entry ({entries}), got "
+        f"{matlab_structs.describe(release.single_person)}. {RELEASE_FIX}")
+  people = []
+  for i, item in enumerate(items):
+    values = np.asarray(item if item is not None else []).ravel()
+    if values.size and (values.dtype.kind not in "biuf" or np.any(
+        ~np.isfinite(values.astype(np.float64)) | (values < 1) |
+        (values != np.round(values)))):
+      raise errors.InputError(
+          f"{release.path}: RELEASE.single_person{{{i + 1}}} (image index "
+          f"{i}, 0-based) must hold 1-based annorect indices, got "
+          f"{values.tolist()}. {RELEASE_FIX}")
+    people.append(sorted({int(v) - 1 for v in values}))
+  return people
+
+
+def _test_indices(release: Release) -> list[int]:
+  """The 0-based annolist indices of the test images (img_train == 0)."""
+  return [i for i, flag in enumerate(release.img_train) if number(flag) == 0]
+
+
+def read_test_people(release: Release) -> tuple[list[Record], list[str]]:
+  """The single people of the release's test images (`img_train == 0`).
+
+  Args:
+    release: from `read_release_parts`.
+
+  Returns:
+    (records, missing): one record per single person, in (index, person)
+    order, with its 0-based `objpos` as `center` (NaN when it has none, so
+    that the builder skips it) and its `scale` (0 when absent), and no
+    joints: `annotated` all False, `joints` and `head_box` zeros, `visible`
+    -1. `missing` describes the `single_person` entries that name no
+    annorect of their image. Both are empty when the file has no
+    `single_person`.
+
+  Raises:
+    errors.InputError: see `single_person`.
+  """
+  single = single_person(release)
+  if single is None:
+    return [], []
+  annolist = structs(release.annolist)
+  records, missing = [], []
+  k = mpii.NUM_JOINTS
+  for index in _test_indices(release):
+    entry = annolist[index]
+    rects = structs(field(entry, "annorect"))
+    for person in single[index]:
+      if person >= len(rects):
+        missing.append(f"index {index}, person {person}")
+        continue
+      objpos = parse_objpos(rects[person])
+      records.append(make_record(
+          image=image_name(entry), index=index, person=person,
+          joints=np.zeros((k, 2)), annotated=np.zeros(k, bool),
+          visible=np.full(k, -1),
+          center=np.full(2, np.nan) if objpos is None else objpos - 1.0,
+          scale=number(field(rects[person], "scale")) or 0.0,
+          head_box=np.zeros(4)))
+  return records, missing
+
+
+def test_images(release: Release) -> list[dict[str, Any]]:
+  """The release's test images as the benchmark's `pred` must list them.
+
+  MPII's toolkit (`evaluatePCKh.m`) asserts that `pred` has one entry per
+  test image, and pairs predictions with ground truth by walking each
+  image's annorects that have an `objpos`: a submission must keep every
+  test image and every annorect, in the release's order, with the
+  release's `objpos` (see `acnn_jax.submission`).
+
+  Args:
+    release: from `read_release_parts`.
+
+  Returns:
+    Per test image, in release order, a JSON-ready dict: `index` (0-based
+    annolist index), `name`, `objpos` (per annorect its 1-BASED [x, y] as
+    stored, or None), `scale` (per annorect, or None) and `single_person`
+    (0-based annorect indices; [] when the file has no `single_person`).
+
+  Raises:
+    errors.InputError: see `single_person`.
+  """
+  single = single_person(release)
+  annolist = structs(release.annolist)
+  images = []
+  for index in _test_indices(release):
+    rects = structs(field(annolist[index], "annorect"))
+    objpos = [parse_objpos(rect) for rect in rects]
+    images.append({
+        "index": index,
+        "name": image_name(annolist[index]),
+        "objpos": [None if p is None else [float(p[0]), float(p[1])]
+                   for p in objpos],
+        "scale": [number(field(rect, "scale")) for rect in rects],
+        "single_person": single[index] if single else [],
+    })
+  return images
 
 
 # ------------------------------------------------------- validation split --

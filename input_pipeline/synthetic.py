@@ -15,20 +15,22 @@ download. `generate` writes such a set, top to bottom in this file:
   limb;
 * annotations: MPII's conventions (clicked pixels, missing and unlabelled
   people, visibility flags in the release's three spellings, head boxes,
-  objpos and scale);
+  objpos and scale, the single people of `single_people`);
 * files: MPII's own formats, so the real readers (`mpii_official`,
   `mpii_json`, `acnn_jax.pckh`) are exercised unchanged:
 
     D/images/<9 digits>.jpg            always
     layout 'official' (the MPII release + pose-hg-train's validation split):
-      D/mpii_human_pose_v1_u12_1.mat   struct RELEASE (annolist, img_train),
-                                       MATLAB v5, 1-based pixels, with the
-                                       release's awkward nesting and number
-                                       types
+      D/mpii_human_pose_v1_u12_1.mat   struct RELEASE (annolist, img_train,
+                                       single_person), MATLAB v5, 1-based
+                                       pixels, with the release's awkward
+                                       nesting and number types
       D/valid.h5                       index, person (0-based), imgname,
                                        part, normalize
     layout 'json' (HRNet / mmpose):
       D/annot/train.json, D/annot/valid.json
+      D/annot/test.json                image, center, scale of the single
+                                       people of the test images
       D/annot/gt_valid.mat             pos_gt_src, jnt_missing,
                                        headboxes_src (valid.json's order)
     layout 'both':                     both of the above, sharing D/images
@@ -668,6 +670,37 @@ def _make_image(seed: int, index: int, is_train: bool, image_size, max_people
   return picture, ImageRecord(name, is_train, people)
 
 
+# A person is single when every other person's objpos is at least this many
+# of the taller one's heights away (half a height: 100 px x the scale).
+SINGLE_PERSON_GAP = 0.5
+
+
+def single_people(people: Sequence[Annotation]) -> List[int]:
+  """The release's `single_person` of one image: its separated people.
+
+  MPII lists the people "sufficiently separated" from the others (the
+  single-person benchmark predicts only these, each from its own objpos and
+  scale). The synthetic stand-in: a person is single when no other person's
+  objpos lies within `SINGLE_PERSON_GAP` of the taller one's height
+  (200 px x scale). So a lone person is single, and of a crowded picture
+  some people, or none, are; no random draw decides it, so the pictures
+  are those of a set written without this field.
+
+  Args:
+    people: the image's people, in annorect order.
+
+  Returns:
+    Their 0-based annorect indices, ascending.
+  """
+  single = []
+  for p, a in enumerate(people):
+    if all(np.hypot(a.objpos[0] - b.objpos[0], a.objpos[1] - b.objpos[1]) >=
+           SINGLE_PERSON_GAP * mpii.PIXEL_STD * max(a.scale, b.scale)
+           for q, b in enumerate(people) if q != p):
+      single.append(p)
+  return single
+
+
 def _splits(seed: int, num_images: int, test_fraction: float) -> np.ndarray:
   """img_train flags: ~test_fraction test images, at least one of each."""
   is_test = np.random.default_rng([seed, 1]).random(num_images) < test_fraction
@@ -760,6 +793,17 @@ def _annorect(record: ImageRecord) -> np.ndarray:
   return _struct_array(rows, fields, (1, len(rows)))
 
 
+def _single_person(records: Sequence[ImageRecord]) -> np.ndarray:
+  """`RELEASE.single_person`: an Nx1 cell, per image a column of 1-based
+  annorect indices (`single_people`), or [] when it has none."""
+  cells = np.empty((len(records), 1), dtype=object)
+  for i, record in enumerate(records):
+    single = single_people(record.people)
+    cells[i, 0] = (np.array(single, np.float64).reshape(-1, 1) + 1
+                   if single else _empty())
+  return cells
+
+
 def _release(records: Sequence[ImageRecord]) -> Dict[str, Any]:
   """The RELEASE struct's fields that readers use, nested as in
   mpii_human_pose_v1_u12_1.mat."""
@@ -767,7 +811,8 @@ def _release(records: Sequence[ImageRecord]) -> Dict[str, Any]:
       [{"image": {"name": r.name}, "annorect": _annorect(r)}
        for r in records], ("image", "annorect"), (1, len(records)))
   return {"annolist": annolist,
-          "img_train": np.array([[r.is_train for r in records]], np.uint8)}
+          "img_train": np.array([[r.is_train for r in records]], np.uint8),
+          "single_person": _single_person(records)}
 
 
 def _savemat(path: str, variables: Dict[str, Any], seed: int) -> None:
@@ -831,6 +876,19 @@ def _json_entry(name: str, a: Annotation) -> Dict[str, Any]:
           "center": [float(a.objpos[0]), float(a.objpos[1])]}
 
 
+def _test_entries(records: Sequence[ImageRecord]) -> List[Dict[str, Any]]:
+  """HRNet's test.json: image, center and scale of the single people of
+  the test images, in release order (HRNet's has no joints, and no
+  release indices)."""
+  entries = []
+  for r in records:
+    for p in ([] if r.is_train else single_people(r.people)):
+      a = r.people[p]
+      entries.append({"center": [float(a.objpos[0]), float(a.objpos[1])],
+                      "scale": round(a.scale, 6), "image": r.name})
+  return entries
+
+
 def _write_gt_valid(path: str, rows, seed: int) -> None:
   """HRNet's gt_valid.mat: the validation ground truth in valid.json order."""
   n = len(rows)
@@ -847,8 +905,8 @@ def _write_gt_valid(path: str, rows, seed: int) -> None:
 
 def write_json(output_dir: str, records: Sequence[ImageRecord],
                valid_pairs: Sequence[Tuple[int, int]], seed: int) -> None:
-  """annot/train.json, annot/valid.json and annot/gt_valid.mat (layout
-  'json')."""
+  """annot/train.json, annot/valid.json, annot/test.json and
+  annot/gt_valid.mat (layout 'json')."""
   annot = os.path.join(output_dir, mpii_json.ANNOT_DIR)
   os.makedirs(annot, exist_ok=True)
   valid_set = set(valid_pairs)
@@ -858,7 +916,9 @@ def write_json(output_dir: str, records: Sequence[ImageRecord],
   rows = _valid_rows(records, valid_pairs)
   valid = [_json_entry(name, a) for name, _, _, a in rows]
   for file_name, entries in ((mpii_json.TRAIN_JSON_FILES[0], train),
-                             (mpii_json.VALID_JSON_FILES[0], valid)):
+                             (mpii_json.VALID_JSON_FILES[0], valid),
+                             (mpii_json.TEST_JSON_FILES[0],
+                              _test_entries(records))):
     with open(os.path.join(annot, file_name), "w") as f:
       json.dump(entries, f)
   _write_gt_valid(os.path.join(annot, mpii_json.GT_VALID_FILE), rows, seed)
@@ -941,7 +1001,8 @@ def generate(output_dir: str, num_images: int, seed: int = 0,
 
   Returns:
     A summary dict: output_dir, layout, images, train_images, test_images,
-    people, annotated_people, train_people, valid_people, seconds.
+    people, annotated_people, train_people, valid_people, test_people (the
+    single people of the test images), seconds.
 
   Raises:
     errors.InputError: for an unknown layout or nonsensical sizes (a
@@ -1004,6 +1065,8 @@ def _summary(output_dir, layout, records, valid_pairs, seconds):
       "annotated_people": train_people,
       "train_people": train_people - len(valid_pairs),
       "valid_people": len(valid_pairs),
+      "test_people": sum(len(single_people(r.people)) for r in records
+                         if not r.is_train),
       "seconds": round(seconds, 2),
   }
 

@@ -6,8 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from typing import Optional
 
+from absl import app
 import h5py
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +18,9 @@ from acnn_jax import checkpoints
 from acnn_jax import evaluate
 from acnn_jax import models
 from acnn_jax import pckh
+from acnn_jax import submission
 from conftest import PROCESS_TIMEOUT
+from conftest import StandInNetwork
 from conftest import TRAINED
 from conftest import counting_programs
 from conftest import tiny_config
@@ -83,26 +85,12 @@ _TRACES = []
 
 
 @dataclasses.dataclass(frozen=True)
-class _CountingNetwork:
-  """A one-stage stand-in without masks that counts its traces; equal by
-  its fields and `clone`d anew, as a flax module is."""
-  num_stacks: int = 1
-  attention: bool = False
-  num_joints: int = 16
-  bn_axis_name: Optional[str] = "batch"
-
-  def clone(self, **fields):
-    return dataclasses.replace(self, **fields)
+class _CountingNetwork(StandInNetwork):
+  """The stand-in network, counting its traces."""
 
   def apply(self, variables, images, train=False, masks_to_one=False):
-    del train, masks_to_one
     _TRACES.append(images.shape)
-    side = images.shape[1] // 4
-    heatmaps = variables["w"] * images[:, ::4, ::4, :1] * jnp.ones(
-        (len(images), side, side, self.num_joints))
-    return models.ACNNOutput(heatmaps=heatmaps[None],
-                             predictions=heatmaps[None],
-                             masks=jnp.ones((1,) + heatmaps.shape[:-1] + (1,)))
+    return super().apply(variables, images, train, masks_to_one)
 
 
 def test_later_evaluations_compile_nothing():
@@ -131,6 +119,49 @@ def test_later_evaluations_compile_nothing():
   assert not _TRACES and count[0] == 0
   assert second.table == first.table
   np.testing.assert_array_equal(second.predictions, first.predictions)
+
+
+def test_unscored_evaluation_returns_the_same_predictions_only():
+  """score=False (the test split, no joints): no PCKh, no mask statistics,
+  the predictions of a scored run."""
+  rng = np.random.default_rng(1)
+  batch = {"image": rng.uniform(0, 1, (2, 16, 16, 3)).astype(np.float32),
+           "center": rng.uniform(50, 60, (2, 2)).astype(np.float32),
+           "scale": np.ones(2, np.float32), "mask": np.float32([1, 1]),
+           "joints": np.zeros((2, 16, 2), np.float32),
+           "annotated": np.zeros((2, 16), np.float32),
+           "head_size": np.zeros(2, np.float32),
+           "index": np.array([4, 7]), "person": np.array([0, 2])}
+  variables = {"w": jnp.float32(2.0)}
+  unscored = evaluate.evaluate(_CountingNetwork(), variables, [batch],
+                               input_size=16, score=False)
+  assert unscored.table == {} and unscored.mask_stats == {}
+  batch = dict(batch, annotated=np.ones((2, 16), np.float32),
+               head_size=np.ones(2, np.float32))
+  scored = evaluate.evaluate(_CountingNetwork(), variables, [batch],
+                             input_size=16)
+  assert scored.table
+  np.testing.assert_array_equal(unscored.predictions, scored.predictions)
+  np.testing.assert_array_equal(unscored.person, [0, 2])
+
+
+@pytest.mark.parametrize("split, submission_path, pred_mat, message", [
+    ("validation", "s.mat", None, "add --split=test"),
+    ("test", None, None, "needs --submission"),
+    ("test", "s.mat", "p.mat", "--pred_mat goes with --split=validation"),
+])
+def test_outputs_must_go_with_the_split(split, submission_path, pred_mat,
+                                        message):
+  with pytest.raises(app.UsageError, match=message):
+    evaluate.check_outputs(split, submission_path, pred_mat)
+
+
+@pytest.mark.parametrize("split, submission_path, pred_mat", [
+    ("validation", None, None), ("validation", None, "p.mat"),
+    ("test", "s.mat", None),
+])
+def test_outputs_that_go_with_the_split(split, submission_path, pred_mat):
+  evaluate.check_outputs(split, submission_path, pred_mat)
 
 
 def _flip_permutation():
@@ -376,4 +407,81 @@ def test_cli_evaluates_a_workdir_and_writes_pred_mat(trained_workdir,
     np.testing.assert_array_equal(mat["person"].ravel(), f["person"][:])
   fresh = _evaluate_best(path, "c")
   np.testing.assert_allclose(mat["preds"], fresh.predictions + 1.0,
+                             atol=1e-4)
+
+
+def _release_test_people(release_path):
+  """{(index, person): image name} of the single people of the test images,
+  and the number of test images, read with plain scipy."""
+  rel = scipy.io.loadmat(release_path, struct_as_record=False)["RELEASE"]
+  rel = rel[0, 0]
+  people, images = {}, 0
+  for i, entry in enumerate(rel.annolist[0]):
+    if rel.img_train[0, i]:
+      continue
+    images += 1
+    for p in rel.single_person[i, 0].ravel().astype(int) - 1:
+      people[(i, int(p))] = str(entry.image[0, 0].name[0])
+  return people, images
+
+
+@TRAINED
+@pytest.mark.slow
+def test_cli_writes_the_test_submission(trained_workdir, tmp_path):
+  path, _ = trained_workdir
+  env = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": REPO}
+  target = tmp_path / submission.FILE_NAME
+  command = [sys.executable, "-m", "acnn_jax.evaluate", f"--workdir={path}",
+             f"--submission={target}"]
+  # Without --split=test: refused before any work, in one line.
+  wrong = subprocess.run(command, capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=PROCESS_TIMEOUT)
+  assert wrong.returncode == 2, wrong.stderr[-2000:]
+  errors_printed = [line for line in wrong.stderr.splitlines()
+                    if "evaluate: error:" in line]
+  assert len(errors_printed) == 1 and "--split=test" in errors_printed[0]
+  assert not target.exists()
+
+  out = subprocess.run(
+      command + ["--phase=c", "--config=configs/tiny.py:c", "--split=test"],
+      capture_output=True, text=True, env=env, cwd=REPO,
+      timeout=PROCESS_TIMEOUT)
+  assert out.returncode == 0, out.stderr[-2000:]
+  people, num_images = _release_test_people(os.path.join(
+      path, "synthetic_mpii", "mpii_human_pose_v1_u12_1.mat"))
+  assert people and f"Predicted {len(people)} test people" in out.stdout
+  assert str(target) in out.stdout
+  assert "Mean" not in out.stdout  # No PCKh without ground truth.
+  mat = scipy.io.loadmat(str(target), struct_as_record=False)
+  rows = {(int(i), int(p)): r for r, (i, p) in enumerate(
+      zip(mat["index"].ravel(), mat["person"].ravel()))}
+  assert set(rows) == set(people)
+  assert mat["pred"].shape == (1, num_images)
+  filled = 0
+  for entry in mat["pred"][0]:
+    name = str(entry.image[0, 0].name[0])
+    for p, rect in enumerate(entry.annorect.ravel()):
+      pair = next((k for k, v in people.items() if v == name and k[1] == p),
+                  None)
+      if pair is None:
+        assert rect.annopoints.size == 0
+        continue
+      points = rect.annopoints[0, 0].point[0]
+      got = np.array([[pt.x[0, 0], pt.y[0, 0]] for pt in points])
+      assert [int(pt.id[0, 0]) for pt in points] == list(range(16))
+      np.testing.assert_array_equal(got, mat["preds"][rows[pair]])
+      filled += 1
+  assert filled == len(people)
+  # The same predictions as this process makes of the same checkpoint.
+  # pylint: disable=g-import-not-at-top
+  from input_pipeline import prepare
+  # pylint: enable=g-import-not-at-top
+  loaded = checkpoints.load_for_inference(
+      checkpoints.phase_dir(path, "c"), prefer_best=True,
+      config=tiny_config("c"))
+  fresh = tmp_path / "fresh.mat"
+  evaluate.predict_test(loaded, prepare.prepare_builder(loaded.config, path),
+                        str(fresh))
+  np.testing.assert_allclose(mat["preds"],
+                             scipy.io.loadmat(str(fresh))["preds"],
                              atol=1e-4)

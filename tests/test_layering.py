@@ -5,13 +5,13 @@ modules of its own layer or of lower ones, never of a higher one, and the
 import graph has no circle:
 
   0  errors, cli, mpii, geometry, codec, training_batch,    (facts, helpers)
-     parallel, compilation_cache, distributed, configs
+     parallel, compilation_cache, distributed, detections, configs
   1  input_pipeline                                          (files -> batches)
   2  batch_norm, convolution, hourglass, models, phases,    (the network)
      optimizers, configuration
   3  checkpoints, saved_config, train_step
   4  inference
-  5  pckh, mask_stats, evaluate, visualize, plots
+  5  pckh, mask_stats, evaluate, submission, visualize, plots
   6  train
   7  main, demo, predict, export                             (commands)
 
@@ -37,7 +37,8 @@ PACKAGES = ("acnn_jax", "input_pipeline", "configs")
 LAYERS = (
     ("acnn_jax.errors", "acnn_jax.cli", "acnn_jax.mpii", "acnn_jax.geometry",
      "acnn_jax.codec", "acnn_jax.training_batch", "acnn_jax.parallel",
-     "acnn_jax.compilation_cache", "acnn_jax.distributed", "configs"),
+     "acnn_jax.compilation_cache", "acnn_jax.distributed",
+     "acnn_jax.detections", "configs"),
     ("input_pipeline",),
     ("acnn_jax.batch_norm", "acnn_jax.convolution", "acnn_jax.hourglass",
      "acnn_jax.models",
@@ -45,7 +46,7 @@ LAYERS = (
     ("acnn_jax.checkpoints", "acnn_jax.saved_config", "acnn_jax.train_step"),
     ("acnn_jax.inference",),
     ("acnn_jax.pckh", "acnn_jax.mask_stats", "acnn_jax.evaluate",
-     "acnn_jax.visualize", "acnn_jax.plots"),
+     "acnn_jax.submission", "acnn_jax.visualize", "acnn_jax.plots"),
     ("acnn_jax.train",),
     ("acnn_jax.main", "acnn_jax.demo", "acnn_jax.predict",
      "acnn_jax.export"),

@@ -7,6 +7,7 @@ manual_dir and may break some of them on purpose.
 """
 
 import collections
+import hashlib
 import json
 import os
 import shutil
@@ -149,6 +150,218 @@ def test_json_layout_build_agrees_with_official(source, tmp_path):
     assert (sorted(o.round(3).tobytes() for o in ours["other_joints"]) ==
             sorted(o.round(3).tobytes() for o in theirs["other_joints"]))
   assert any(len(e["other_joints"]) for e in from_json)
+
+
+# What builder 1.1.0 (commit ac4a425, before the test split) made of
+# `source`: per layout and split, `_digest` of its examples in order. The
+# shards' bytes cannot be compared: TFDS serialises each example's feature
+# map in an order that changes from one run to the next. These were
+# computed in this repository's environment; a numpy or Pillow that draws
+# the synthetic set differently changes them too (then build `source` with
+# `git show ac4a425:input_pipeline/mpii_builder.py` and compare again).
+BUILDER_1_1_0 = {
+    ("official", "train"):
+        "3d28ccc4a7c50eaf32973b160fffe2ab87dae01f2d582a2c03d2328fab3afff0",
+    ("official", "validation"):
+        "f1429014ededd4242e183f7fb7411bfd0c9aefc0771d36ffe8ecaaa4d791c668",
+    ("json", "train"):
+        "4bf21628a30a5b72798c57e13bada9e4708cfe6b66833dc2f48f8986335588cd",
+    ("json", "validation"):
+        "12627903febc46088522aba2614822b914f3cb4ebbb43ec753e381fdad0a1eb8",
+}
+
+
+def _digest(examples):
+  """SHA-256 of every feature but `image` (name, dtype, shape, bytes)."""
+  digest = hashlib.sha256()
+  for example in examples:
+    for key in sorted(example):
+      if key != "image":
+        value = np.asarray(example[key])
+        for part in (key, str(value.dtype), str(value.shape)):
+          digest.update(part.encode())
+        digest.update(value.tobytes())
+  return digest.hexdigest()
+
+
+@pytest.mark.parametrize("layout", ["official", "json"])
+def test_train_and_validation_are_those_of_builder_1_1_0(source, tmp_path,
+                                                         layout):
+  root, _ = source
+  builder = _build(_manual_dir(root, tmp_path, layout), tmp_path)
+  assert str(builder.info.version) == "1.2.0"
+  for split in ("train", "validation"):
+    examples = list(tfds.as_numpy(builder.as_dataset(
+        split=split, decoders={"image": tfds.decode.SkipDecoding()})))
+    assert _digest(examples) == BUILDER_1_1_0[(layout, split)], split
+    for example in examples:  # The JPEG bytes are the files' own.
+      with open(os.path.join(root, "images",
+                             example["image_name"].decode()), "rb") as f:
+        assert example["image"] == f.read()
+
+
+# ------------------------------------------------------------- test split --
+
+
+def _release_test_people(release_path):
+  """(name, index, person, 0-based objpos, scale) of the single people of
+  the test images, read with plain scipy, in release order."""
+  rel = scipy.io.loadmat(release_path, struct_as_record=False)["RELEASE"]
+  rel = rel[0, 0]
+  people = []
+  for i, entry in enumerate(rel.annolist[0]):
+    if rel.img_train[0, i]:
+      continue
+    for p in sorted(rel.single_person[i, 0].ravel().astype(int) - 1):
+      rect = entry.annorect[0, p]
+      objpos = rect.objpos[0, 0]
+      people.append((str(entry.image[0, 0].name[0]), i, int(p),
+                     (float(objpos.x[0, 0]) - 1, float(objpos.y[0, 0]) - 1),
+                     float(rect.scale[0, 0])))
+  return people
+
+
+def test_test_split_holds_the_single_people_of_the_test_images(source,
+                                                               tmp_path):
+  root, summary = source
+  manual = _manual_dir(root, tmp_path, "official")
+  builder = _build(manual, tmp_path)
+  want = _release_test_people(os.path.join(root, mpii_official.RELEASE_FILE))
+  assert len(want) == summary["test_people"] >= 5
+  assert builder.info.splits["test"].num_examples == len(want)
+  report = builder.reports["test"]
+  assert report.kept == len(want) and not report.skipped
+  keys = ("image_name", "index", "person", "center", "scale", "joints",
+          "annotated", "visible", "head_box", "other_joints", "image")
+  examples = _read(builder, "test", *keys)
+  for ex, (name, index, person, center, scale) in zip(examples, want):
+    assert (ex["image_name"].decode(), ex["index"], ex["person"]) == (
+        name, index, person)
+    np.testing.assert_allclose(ex["center"], center)
+    np.testing.assert_allclose(ex["scale"], scale, rtol=1e-6)
+    # No joints, no head box: the test annotations are withheld.
+    assert not ex["annotated"].any() and (ex["visible"] == -1).all()
+    assert not ex["joints"].any() and not ex["head_box"].any()
+    assert len(ex["other_joints"]) == 0
+    with open(manual / "images" / name, "rb") as f:
+      assert ex["image"] == f.read()
+
+  # The metadata keeps the release's test images, with the data.
+  again = _build(manual, tmp_path)  # Prepared: read back from the folder.
+  info = again.info.metadata[mpii_builder.TEST_METADATA]
+  assert (info["layout"], info["people"], info["note"]) == (
+      "official", len(want), "")
+  assert [image["name"] for image in info["images"]][:1] == [want[0][0]]
+  assert sum(len(image["single_person"]) for image in info["images"]) == len(
+      want)
+  test = mpii_builder.read_test_split(again)
+  assert list(zip(test.people["image_name"], test.people["index"].tolist(),
+                  test.people["person"].tolist())) == [w[:3] for w in want]
+
+
+def test_json_test_split_follows_test_json(source, tmp_path):
+  root, _ = source
+  builder = _build(_manual_dir(root, tmp_path, "json"), tmp_path)
+  with open(os.path.join(root, "annot", "test.json")) as f:
+    entries = json.load(f)
+  want = _release_test_people(os.path.join(root, mpii_official.RELEASE_FILE))
+  assert [e["image"] for e in entries] == [w[0] for w in want]
+  examples = _read(builder, "test", "image_name", "index", "person",
+                   "center", "scale", "annotated")
+  assert len(examples) == len(entries)
+  for ex, entry in zip(examples, entries):
+    assert ex["image_name"].decode() == entry["image"]
+    # The JSON layout does not know the release's indices.
+    assert ex["index"] == -1 and ex["person"] == -1
+    np.testing.assert_allclose(ex["center"], np.array(entry["center"]) - 1)
+    np.testing.assert_allclose(ex["scale"], entry["scale"], rtol=1e-6)
+    assert not ex["annotated"].any()
+  info = builder.info.metadata[mpii_builder.TEST_METADATA]
+  assert info["layout"] == "json" and info["images"] is None
+
+
+def _without_single_person(release):
+  """Rewrites the release without RELEASE.single_person."""
+  rel = scipy.io.loadmat(release)["RELEASE"]
+  scipy.io.savemat(release, {"RELEASE": {
+      "annolist": rel["annolist"][0, 0], "img_train": rel["img_train"][0, 0]}})
+
+
+@pytest.mark.parametrize("layout, named", [
+    ("official", "RELEASE.single_person"),
+    ("json", "annot/test.json"),
+])
+def test_folder_without_test_people_builds_without_test_split(
+    source, tmp_path, layout, named):
+  """TFDS refuses an empty split: the data set has no `test`, and asking
+  for it says why."""
+  root, summary = source
+  manual = _manual_dir(root, tmp_path, layout)
+  if layout == "official":
+    _without_single_person(str(manual / mpii_official.RELEASE_FILE))
+  else:
+    (manual / "annot" / "test.json").unlink()
+  builder = _build(manual, tmp_path)
+  splits = builder.info.splits
+  assert "test" not in splits
+  assert splits["train"].num_examples == summary["train_people"]
+  assert splits["validation"].num_examples == summary["valid_people"]
+  with pytest.raises(errors.InputError, match="has no test people") as error:
+    mpii_builder.read_test_split(builder)
+  assert named in str(error.value)
+
+
+def test_test_people_are_checked_and_skipped(source, tmp_path):
+  root, _ = source
+  manual = _manual_dir(root, tmp_path, "official")
+  release = str(manual / mpii_official.RELEASE_FILE)
+  want = _release_test_people(release)
+  by_image = collections.defaultdict(list)
+  for name, index, person, _, _ in want:
+    by_image[(name, index)].append(person)
+  crowded = next(k for k, v in by_image.items() if len(v) >= 2)
+  lone = [k for k, v in by_image.items() if len(v) == 1]
+  missing, extra = lone[0], lone[1]
+  (manual / "images" / missing[0]).unlink()
+  mat = scipy.io.loadmat(release)
+  rel = mat["RELEASE"][0, 0]
+  rects = rel["annolist"][0, crowded[1]]["annorect"]
+  first, second = by_image[crowded][:2]
+  rects["scale"][0, first] = np.array([[0]], np.uint8)
+  rects["objpos"][0, second] = np.zeros((0, 0))
+  # A single_person entry naming an annorect the image does not have.
+  rel["single_person"][extra[1], 0] = np.array([[1.0], [9.0]])
+  scipy.io.savemat(release, {"RELEASE": mat["RELEASE"]})
+
+  builder = _build(manual, tmp_path)
+  report = builder.reports["test"]
+  assert report.skipped == {mpii_builder.MISSING_IMAGE: 1,
+                            mpii_builder.BAD_SCALE: 1,
+                            mpii_builder.NAN: 1,
+                            mpii_builder.NOT_ANNOTATED: 1}
+  assert report.kept == len(want) - 3
+  assert builder.info.splits["test"].num_examples == report.kept
+  kept = {(e["index"], e["person"]) for e in _read(builder, "test", "index",
+                                                   "person")}
+  assert (missing[1], by_image[missing][0]) not in kept
+  assert (crowded[1], first) not in kept and (crowded[1], second) not in kept
+
+
+def test_test_split_whose_people_are_all_skipped_is_left_out(source,
+                                                             tmp_path):
+  root, _ = source
+  manual = _manual_dir(root, tmp_path, "official")
+  for name, *_ in _release_test_people(
+      str(manual / mpii_official.RELEASE_FILE)):
+    if (manual / "images" / name).exists():
+      (manual / "images" / name).unlink()
+  builder = _build(manual, tmp_path)
+  assert "test" not in builder.info.splits
+  assert builder.reports["test"].kept == 0
+  with pytest.raises(errors.InputError,
+                     match="every person of this split") as error:
+    mpii_builder.read_test_split(builder)
+  assert mpii_builder.MISSING_IMAGE in str(error.value)
 
 
 def test_build_reuses_prepared_data(source, tmp_path):
@@ -366,6 +579,23 @@ def test_validate_record_reasons():
   assert validate(_record(head_box=flat)) is None
   assert (validate(_record(head_box=flat), require_head_box=True) ==
           mpii_builder.ZERO_HEAD_BOX)
+
+
+def test_validate_record_of_test_people():
+  """No joints: the centre and scale decide, and the image."""
+  def person(**changes):
+    return _record(joints=np.zeros((16, 2)), annotated=np.zeros(16, bool),
+                   head_box=np.zeros(4), **changes)
+
+  def validate(record):
+    return mpii_builder.validate_record(record, (100, 100),
+                                        require_joints=False)
+
+  assert validate(person()) is None
+  assert validate(person(center=np.float32([np.nan, 5]))) == mpii_builder.NAN
+  assert validate(person(scale=np.float32(0))) == mpii_builder.BAD_SCALE
+  assert validate(person(scale=np.float32(-1))) == mpii_builder.BAD_SCALE
+  assert validate(person(center=np.float32([350, 5]))) == mpii_builder.OUTSIDE
 
 
 def test_inspect_image(source, tmp_path):

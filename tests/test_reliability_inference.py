@@ -91,6 +91,18 @@ def _image_file(directory, height=40, width=30):
   return path
 
 
+def _detection(image_id, bbox=(2, 3, 20, 30), score=0.9, category_id=1):
+  return dict(image_id=image_id, bbox=list(bbox), score=score,
+              category_id=category_id)
+
+
+def _boxes_file(directory, entries, name="boxes.json"):
+  path = os.path.join(directory, name)
+  with open(path, "w") as f:
+    f.write(entries if isinstance(entries, str) else json.dumps(entries))
+  return path
+
+
 def _start(module, *args):
   """Starts `python -m module args`."""
   env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -111,7 +123,20 @@ def cli_runs(tiny_workdirs, tmp_path_factory):
     f["preds"] = np.ones((5, 16, 2))
   data = (tmp / "whole.h5").read_bytes()
   truncated.write_bytes(data[:len(data) // 2])
+  outside = _boxes_file(tmp, [_detection("person.png", [100, 5, 20, 25])],
+                        "outside.json")
+  folder = tmp / "photos"
+  folder.mkdir()
+  _image_file(str(folder))
+  missing = _boxes_file(tmp, [_detection("person.png"),
+                              _detection("nobody.jpg")], "missing.json")
   started = {
+      "predict_boxes_outside": _start(
+          "acnn_jax.predict", f"--workdir={good}", f"--image={image}",
+          f"--boxes={outside}"),
+      "predict_boxes_missing": _start(
+          "acnn_jax.predict", f"--workdir={good}", f"--image_dir={folder}",
+          f"--boxes={missing}"),
       "evaluate_nan": _start("acnn_jax.evaluate", f"--workdir={bad}"),
       "predict_nan": _start("acnn_jax.predict", f"--workdir={bad}",
                             f"--image={image}"),
@@ -279,6 +304,87 @@ def test_predict_refuses_a_box_outside_the_image_in_one_line(cli_runs):
   line = _one_error_line(cli_runs["predict_outside"], "predict")
   assert "box 100,5,120,30 lies wholly outside" in line
   assert "30 x 40 pixels" in line
+
+
+# ------------------------------------------------- person boxes (--boxes)
+
+
+def _plan_error(tmp_path, entries, folder=False):
+  """The message of `plan_people`'s InputError for person.png (40 x 30)
+  and the detections `entries`; it must be one line naming the file."""
+  image = _image_file(str(tmp_path))
+  boxes = _boxes_file(str(tmp_path), entries)
+  with pytest.raises(errors.InputError) as raised:
+    predict.plan_people([image], boxes,
+                        folder=str(tmp_path) if folder else None)
+  message = str(raised.value)
+  assert boxes in message and "\n" not in message, message
+  return message
+
+
+def test_a_detection_outside_its_image_is_one_line_naming_the_entry(
+    tmp_path):
+  # bbox [100, 5, 20, 25] starts right of the 30 pixel wide image.
+  message = _plan_error(tmp_path, [_detection("person.png"),
+                                   _detection("person.png", [100, 5, 20, 25])])
+  assert message.startswith(
+      f"{tmp_path / 'boxes.json'}[1] (image_id 'person.png'): bbox [100, 5, "
+      "20, 25] lies wholly outside"), message
+  assert "30 x 40 pixels" in message
+
+
+def test_a_detection_under_a_pixel_is_one_line(tmp_path):
+  message = _plan_error(tmp_path, [_detection("person", [0.1, 0.2, 0.5, 0.7])])
+  assert ("boxes.json[0] (image_id 'person'): bbox [0.1, 0.2, 0.5, 0.7] is "
+          "less than one pixel") in message, message
+  assert "not fractions" in message
+
+
+def test_an_entry_naming_no_image_of_the_folder_is_one_line(tmp_path):
+  message = _plan_error(tmp_path, [_detection("person.png"),
+                                   _detection(17)], folder=True)
+  assert "boxes.json[1] (image_id 17) names no image in" in message, message
+  assert "000000000017.jpg" in message  # how an int image_id names a file
+
+
+def test_an_image_no_entry_names_is_one_line(tmp_path):
+  message = _plan_error(tmp_path, [_detection("other.png"), _detection(3)])
+  assert "holds no entry for" in message and "person.png" in message
+  assert "'other.png'" in message and "3" in message  # the ids it has
+
+
+def test_a_malformed_detections_file_is_one_line(tmp_path):
+  message = _plan_error(tmp_path, [_detection("person.png"),
+                                   {"image_id": "person.png"}])
+  assert "boxes.json[1]: no 'bbox'" in message, message
+  message = _plan_error(tmp_path, '{"image_id": 1}')
+  assert "holds a JSON dict" in message
+
+
+def test_other_categories_are_counted_and_no_person_is_a_warning(
+    tmp_path, caplog):
+  image = _image_file(str(tmp_path))
+  boxes = _boxes_file(str(tmp_path), [
+      _detection("person.png", category_id=18),
+      _detection("person.png", category_id=3),
+      _detection("person.png", score=0.1)])
+  caplog.set_level("INFO")
+  [people] = predict.plan_people([image], boxes)
+  assert not people.people and people.low_scores == 1
+  assert "Left out 2 entries of" in caplog.text
+  assert "whose category_id is not 1 (person)" in caplog.text
+
+
+@pytest.mark.slow
+def test_predict_reports_a_bad_detection_in_one_line(cli_runs):
+  line = _one_error_line(cli_runs["predict_boxes_outside"], "predict")
+  assert ("outside.json[0] (image_id 'person.png'): bbox [100, 5, 20, 25] "
+          "lies wholly outside") in line, line
+  line = _one_error_line(cli_runs["predict_boxes_missing"], "predict")
+  assert "missing.json[1] (image_id 'nobody.jpg') names no image in" in line
+  assert "photos" in line
+  for name in ("predict_boxes_outside", "predict_boxes_missing"):
+    assert cli_runs[name].stdout == ""
 
 
 # ------------------------------------------------ prediction and truth files

@@ -104,7 +104,7 @@ def test_release_fields_and_nesting(data):
   out, _ = data
   release = _release(out, squeeze=False)
   # The fields the readers use (the release has more: act, video_list...).
-  assert release._fieldnames == ["annolist", "img_train"]
+  assert release._fieldnames == ["annolist", "img_train", "single_person"]
   n = 16
   assert release.annolist.shape == (1, n)
   assert release.img_train.shape == (1, n)
@@ -173,6 +173,62 @@ def test_squeezed_nesting_collapses_like_the_real_release(data,
       assert isinstance(rects.objpos.x, type(real_rect.objpos.x))
       kinds.add("points")
   assert kinds == {"several", "single", "points"}
+
+
+def test_single_person_lists_the_separated_people(data):
+  """RELEASE.single_person as the release has it: an Nx1 cell, per image a
+  column of 1-based annorect indices or []; here the people whose objpos is
+  at least half the taller one's height from every other person's."""
+  out, summary = data
+  release = _release(out, squeeze=False)
+  cells = release.single_person
+  assert cells.dtype == object and cells.shape == (16, 1)
+  kinds, test_people = set(), 0
+  for i, entry in enumerate(release.annolist[0]):
+    rects = entry.annorect[0]
+    cell = cells[i, 0]
+    if cell.size:
+      assert cell.shape == (cell.size, 1) and cell.dtype == np.float64
+    single = sorted(int(v) - 1 for v in cell.ravel())
+    position = np.array([[_scalar(r.objpos[0, 0].x), _scalar(r.objpos[0, 0].y)]
+                         for r in rects])
+    height = 200 * np.array([_scalar(r.scale) for r in rects])
+    apart = [all(np.linalg.norm(position[p] - position[q]) >=
+                 0.5 * max(height[p], height[q])
+                 for q in range(len(rects)) if q != p)
+             for p in range(len(rects))]
+    assert single == [p for p in range(len(rects)) if apart[p]]
+    kinds.add("lone" if len(rects) == 1 else
+              "crowded, none single" if not single else
+              "crowded, some single")
+    if not release.img_train[0, i]:
+      test_people += len(single)
+  assert kinds == {"lone", "crowded, none single", "crowded, some single"}
+  assert test_people == summary["test_people"]
+
+
+def test_test_json_lists_the_single_people_of_the_test_images(tmp_path):
+  # Half test images: `data` has only one, without a single person.
+  summary = synthetic.generate(str(tmp_path), 8, seed=3, layout="both",
+                               image_size=SMALL, test_fraction=0.5)
+  out = tmp_path
+  release = _release(out, squeeze=False)
+  want = []
+  for i, entry in enumerate(release.annolist[0]):
+    if release.img_train[0, i]:
+      continue
+    for p in release.single_person[i, 0].ravel().astype(int) - 1:
+      rect = entry.annorect[0, p]
+      want.append((str(entry.image[0, 0].name[0]),
+                   [_scalar(rect.objpos[0, 0].x),
+                    _scalar(rect.objpos[0, 0].y)], _scalar(rect.scale)))
+  entries = json.loads((out / "annot" / "test.json").read_text())
+  assert len(entries) == len(want) == summary["test_people"] >= 3
+  for entry, (name, center, scale) in zip(entries, want):
+    # HRNet's test.json: no joints, no release indices.
+    assert set(entry) == {"image", "center", "scale"}
+    assert entry["image"] == name and entry["center"] == center
+    assert entry["scale"] == pytest.approx(scale, abs=1e-6)
 
 
 def test_valid_h5_matches_release(data):
