@@ -15,12 +15,25 @@ A checkpoint holds finite numbers only: a diverged run leaves NaN or infinite
 parameters, which evaluate to an all-zero PCKh table and predict NaN joints.
 The training loop checks `all_finite` on the device before every save, and
 every restored state is checked too.
+
+A damaged checkpoint (a copy cut short, a lost file) is skipped with one
+warning line naming it and why; the noise a failed orbax restore leaves
+behind is dropped (`_restore_quietly`). A best checkpoint is often
+saved twice, in best/ and checkpoints/ (an evaluation step that is also a
+save step): when one copy of a step is damaged, inference takes the other.
 """
 
+import asyncio
 import functools
+import gc
+import inspect
+import json
 import os
+import sys
+import time
 from typing import (Any, Callable, Dict, List, NamedTuple, Optional,
                     Sequence, Tuple)
+import warnings
 
 from absl import logging
 import jax
@@ -117,10 +130,116 @@ def all_finite(tree, limit: Optional[float] = None) -> jax.Array:
 
 
 def _first_line(error: BaseException) -> str:
-  """A short reason for a failed restore (orbax's messages run for pages)."""
+  """A short reason for a failed restore (orbax's messages run for pages;
+  ours, which name the file at fault, are kept whole)."""
+  if (error.__cause__ is not None and
+      str(error).startswith("Encountered error while reading array")):
+    # orbax's wrapper of TensorStore's error, which says what is wrong
+    # (OUT_OF_RANGE, DATA_LOSS) and where.
+    error = error.__cause__
   lines = str(error).strip().splitlines() or [type(error).__name__]
   line = lines[0]
+  if isinstance(error, errors.UserError):
+    return line
   return line if len(line) <= 160 else line[:157] + "..."
+
+
+# Where orbax's code lives: the coroutines of its reads are defined there.
+_ORBAX_DIR = os.path.dirname(os.path.abspath(ocp.__file__))
+# How long a failed restore waits for its abandoned reads to end: those
+# still in flight at TensorStore finish within milliseconds.
+_ABANDONED_READS_WAIT_S = 2.0
+
+
+def _is_restore_noise(unraisable) -> bool:
+  """Whether an unraisable exception is what a failed restore leaves."""
+  target = unraisable.object
+  if inspect.iscoroutine(target):
+    return os.path.abspath(target.cr_code.co_filename).startswith(_ORBAX_DIR)
+  error = unraisable.exc_value
+  return (isinstance(error, RuntimeError) and
+          str(error) == "Event loop is closed")
+
+
+def _abandoned_tasks() -> List[asyncio.Task]:
+  """The asyncio tasks left pending on an event loop that was closed."""
+  return [task for task in gc.get_objects()
+          if isinstance(task, asyncio.Task) and not task.done() and
+          task.get_loop().is_closed()]
+
+
+def _collect_abandoned_reads() -> None:
+  """Collects the reads a failed restore abandoned, waiting up to
+  `_ABANDONED_READS_WAIT_S` for those still in flight."""
+  deadline = time.monotonic() + _ABANDONED_READS_WAIT_S
+  gc.collect()
+  while _abandoned_tasks() and time.monotonic() < deadline:
+    time.sleep(0.02)
+    gc.collect()
+
+
+# What asyncio logs as it destroys the tasks of a closed loop.
+_ABANDONED_TASK_MESSAGES = ("Task exception was never retrieved",
+                            "Task was destroyed but it is pending")
+
+
+class _Unusable(errors.InputError):
+  """A step that cannot be used, whose abandoned reads were collected."""
+
+
+def _restore_quietly(restore: Callable[[], Any]
+                     ) -> Tuple[Any, Optional[str]]:
+  """(restore(), None), or (None, why it failed), without the noise.
+
+  orbax reads a step's arrays in coroutines on an event loop of its own,
+  which it closes as soon as one read fails, leaving the others suspended.
+  When collected, each of them turns the GeneratorExit that closes it into
+  orbax's 'Encountered error while reading array index' exception, which
+  Python prints as 'Exception ignored in: <coroutine object
+  _read_array_index_and_device_put ...>' with 60 lines of TensorStore spec;
+  reads still in flight then fail to wake their closed loop ('Event loop is
+  closed'), and asyncio logs 'Task exception was never retrieved' for
+  those that failed. Thousands of lines came before (or after) the one
+  warning that says which checkpoint was skipped. They are harmless: while
+  the restore runs, and while the reads it abandoned are collected (here,
+  so that none is printed later), they are dropped, with 'coroutine ... was
+  never awaited' warnings; every other unraisable exception and log record
+  is passed on.
+  """
+  previous = sys.unraisablehook
+  # What exists now is none of the restore's: the collection below looks
+  # at what it made only (a full one takes 0.3 s in a large process).
+  gc.freeze()
+
+  def hook(unraisable):
+    if not _is_restore_noise(unraisable):
+      previous(unraisable)
+
+  def keep(record) -> bool:  # A filter of its own: scopes nest.
+    return not record.getMessage().startswith(_ABANDONED_TASK_MESSAGES)
+
+  sys.unraisablehook = hook
+  asyncio.log.logger.addFilter(keep)
+  try:
+    with warnings.catch_warnings():
+      warnings.filterwarnings("ignore", "coroutine .* was never awaited",
+                              RuntimeWarning)
+      try:
+        return restore(), None
+      except _Unusable as error:
+        return None, str(error)
+      except Exception as error:  # pylint: disable=broad-except
+        # A damaged checkpoint fails anywhere in orbax or tensorstore, with
+        # any type of error.
+        reason = _first_line(error)
+      # Out of the except clause: the error's frames, which hold the
+      # abandoned reads, are gone.
+      _collect_abandoned_reads()
+      return None, reason
+  finally:
+    gc.unfreeze()
+    asyncio.log.logger.removeFilter(keep)
+    sys.unraisablehook = previous
 
 
 def _newest_usable(restore: Callable[[int], Dict[str, Any]],
@@ -141,12 +260,9 @@ def _newest_usable(restore: Callable[[int], Dict[str, Any]],
   """
   skipped = []
   for step in sorted(steps, reverse=True):
-    try:
-      state = restore(step)
-    except Exception as error:  # pylint: disable=broad-except
-      # A damaged checkpoint fails anywhere in orbax or tensorstore, with
-      # any type of error; the next older one may be intact.
-      skipped.append((step, _first_line(error)))
+    state, reason = _restore_quietly(functools.partial(restore, step))
+    if reason is not None:  # The next older one may be intact.
+      skipped.append((step, reason))
       continue
     if not bool(all_finite(state)):
       skipped.append((step, "it holds NaN or infinite numbers (the run "
@@ -209,6 +325,11 @@ def _steps(directory: str):
   return ocp.CheckpointManager(directory).all_steps()
 
 
+# What `resolve` takes, for its messages.
+_CHECKPOINT_PATHS = ("a workdir with phase_<p>/checkpoints/, a phase "
+                     "directory, or a checkpoints directory")
+
+
 def resolve(path: str, prefer_best: bool = False) -> Tuple[str, int]:
   """Finds the checkpoint a path names.
 
@@ -221,9 +342,20 @@ def resolve(path: str, prefer_best: bool = False) -> Tuple[str, int]:
     (manager directory, step).
 
   Raises:
-    errors.MissingError: naming the path, when it holds no checkpoint.
+    errors.MissingError: naming the path, when it does not exist or holds
+      no checkpoint.
+    errors.InputError: the path is a file (checkpoints are folders).
   """
   path = os.path.abspath(os.path.expanduser(path))
+  if not os.path.exists(path):
+    raise errors.MissingError(
+        f"No checkpoint found: {path} does not exist (expected "
+        f"{_CHECKPOINT_PATHS}: the --workdir of a training run, or one of its "
+        "folders).")
+  if not os.path.isdir(path):
+    raise errors.InputError(
+        f"No checkpoint found: {path} is a file, not a folder (expected "
+        f"{_CHECKPOINT_PATHS}; a checkpoint is a folder).")
   base = os.path.basename(path)
   if base.isdigit() and os.path.isdir(path):
     return os.path.dirname(path), int(base)
@@ -244,8 +376,7 @@ def resolve(path: str, prefer_best: bool = False) -> Tuple[str, int]:
     if steps:
       return directory, max(steps)
   raise errors.MissingError(
-      f"No checkpoint found in {path}: expected a workdir with phase_<p>/"
-      "checkpoints/, a phase directory, or a checkpoints directory. Train "
+      f"No checkpoint found in {path}: expected {_CHECKPOINT_PATHS}. Train "
       "first, e.g. `python -m acnn_jax.main --config=configs/phase_a.py "
       f"--workdir={root_workdir(path)}`.")
 
@@ -253,6 +384,57 @@ def resolve(path: str, prefer_best: bool = False) -> Tuple[str, int]:
 def config_dir_of(manager_dir: str) -> str:
   """The phase directory (holding config.json) of a manager directory."""
   return os.path.dirname(os.path.abspath(manager_dir))
+
+
+# The folder orbax writes a manager's one item to, in each step folder, and
+# its file that lists the item's arrays.
+_ITEM_DIR = "default"
+_TREE_METADATA = "_METADATA"
+# Where the arrays are in the item's OCDBT database (when it has one).
+_OCDBT_MANIFEST = "manifest.ocdbt"
+
+
+def _not_there(path: str, kind: str) -> str:
+  """'<path> is missing', or '<path> is a folder, not a file' (`kind`)."""
+  if os.path.exists(path):
+    other = "file" if kind == "folder" else "folder"
+    return f"{path} is a {other}, not a {kind}"
+  return f"{path} is missing"
+
+
+def _missing_part(step_dir: str) -> Optional[str]:
+  """What of a step folder is missing or not whole, that orbax needs before
+  it reads an array (it says 'argument of type NoneType is not iterable',
+  'Unable to retrieve default item' or 'Metadata at ... not found'); None if
+  nothing is."""
+  item = os.path.join(step_dir, _ITEM_DIR)
+  if not os.path.isdir(item):
+    return _not_there(item, "folder") + " (the folder of its arrays)"
+  metadata = os.path.join(item, _TREE_METADATA)
+  if not os.path.isfile(metadata):
+    return _not_there(metadata, "file") + " (the list of its arrays)"
+  try:
+    with open(metadata, encoding="utf-8") as f:
+      listing = json.load(f)
+  except (OSError, UnicodeDecodeError, ValueError) as error:
+    return (f"{metadata} (the list of its arrays) is not whole JSON "
+            f"({error})")
+  manifest = os.path.join(item, _OCDBT_MANIFEST)
+  if (isinstance(listing, dict) and listing.get("use_ocdbt") and
+      not os.path.isfile(manifest)):
+    return _not_there(manifest, "file") + " (the index of its arrays)"
+  return None
+
+
+def _explained(step_dir: str, error: Optional[BaseException] = None
+               ) -> BaseException:
+  """`error`, or an InputError naming the part of `step_dir` at fault."""
+  missing = _missing_part(step_dir)
+  if missing is None and error is not None:
+    return error
+  return errors.InputError(
+      f"{missing or step_dir + ' lists no arrays'}: the checkpoint was "
+      "copied or written in part")
 
 
 def restore_raw(manager_dir: str, step: int,
@@ -269,11 +451,24 @@ def restore_raw(manager_dir: str, step: int,
       ("params", "batch_stats") for inference; None reads everything.
       orbax spends milliseconds per array and the optimizer state holds
       two thirds of them, so inference skips it.
+
+  Raises:
+    errors.InputError: a file orbax needs is missing or damaged (named).
+    Exception: any other error of orbax or TensorStore (a damaged array).
   """
+  step_dir = os.path.join(manager_dir, str(step))
   manager = ocp.CheckpointManager(
       manager_dir, item_handlers=ocp.PyTreeCheckpointHandler())
-  metadata = manager.item_metadata(step)
+  try:
+    metadata = manager.item_metadata(step)
+  except Exception as error:  # pylint: disable=broad-except
+    explained = _explained(step_dir, error)
+    if explained is error:
+      raise
+    raise explained from error
   tree = getattr(metadata, "tree", metadata)
+  if tree is None:  # orbax found no list of the arrays.
+    raise _explained(step_dir)
   if keys is not None:
     tree = {key: tree[key] for key in keys if key in tree}
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -282,32 +477,75 @@ def restore_raw(manager_dir: str, step: int,
   restore_args = jax.tree_util.tree_map(
       lambda m: ocp.ArrayRestoreArgs(sharding=device, global_shape=m.shape,
                                      dtype=m.dtype), tree)
-  return manager.restore(step, args=ocp.args.PyTreeRestore(
-      item=target, restore_args=restore_args, partial_restore=True))
+  try:
+    return manager.restore(step, args=ocp.args.PyTreeRestore(
+        item=target, restore_args=restore_args, partial_restore=True))
+  except Exception as error:  # pylint: disable=broad-except
+    explained = _explained(step_dir, error)
+    if explained is error:
+      raise
+    raise explained from error
+
+
+# The other manager of a phase, which may hold a copy of a step.
+_OTHER_MANAGER = {"best": "checkpoints", "checkpoints": "best"}
 
 
 def restore_variables(path: str, prefer_best: bool = False):
   """The model variables of a checkpoint.
 
   When `path` does not name one step, the newest usable step is taken: a
-  newer one that does not restore or holds NaN is skipped with a warning
-  line (and left where it is).
+  step that does not restore is read from its copy in the phase's other
+  manager directory (best/ and checkpoints/ hold the same training state
+  when both saved that step), with one warning line naming both; a step
+  with no usable copy, or holding NaN, is skipped with a warning line. No
+  checkpoint is moved.
 
   Returns:
-    ({'params': ..., 'batch_stats': ...}, step, manager directory).
+    ({'params': ..., 'batch_stats': ...}, step, the manager directory the
+    variables were read from).
 
   Raises:
     errors.MissingError: no checkpoint at `path`.
-    errors.InputError: none of its checkpoints can be used.
+    errors.InputError: none of its checkpoints can be used, or `path` is a
+      file.
   """
   manager_dir, step = resolve(path, prefer_best)
   named_step = os.path.basename(os.path.abspath(path)).isdigit()
+  keys = ("params", "batch_stats")
+  other = _OTHER_MANAGER.get(os.path.basename(manager_dir))
+  # A step the user named is read from there only.
+  copies_dir = (os.path.join(os.path.dirname(manager_dir), other)
+                if other and not named_step else None)
+  copied = set(_steps(copies_dir)) if copies_dir else set()
+  from_copy = {}  # step: why its first copy could not be used.
+
+  def restore(s):
+    # Each try quietly: the noise of a failed one comes after the other.
+    state, reason = _restore_quietly(
+        functools.partial(restore_raw, manager_dir, s, keys=keys))
+    if reason is None:
+      return state
+    if s not in copied:
+      raise _Unusable(reason)
+    state, copy_reason = _restore_quietly(
+        functools.partial(restore_raw, copies_dir, s, keys=keys))
+    if copy_reason is not None:
+      raise _Unusable(f"{reason}; its copy {copies_dir}/{s} cannot be used "
+                      f"either: {copy_reason}")
+    from_copy[s] = reason
+    return state
+
   state, step, skipped = _newest_usable(
-      lambda s: restore_raw(manager_dir, s, keys=("params", "batch_stats")),
-      [step] if named_step else _steps(manager_dir), manager_dir)
+      restore, [step] if named_step else _steps(manager_dir), manager_dir)
   for bad, reason in skipped:
     logging.warning("Checkpoint %s/%d cannot be used (%s); using step %d.",
                     manager_dir, bad, reason, step)
+  if step in from_copy:
+    logging.warning("Checkpoint %s/%d cannot be used (%s); using its copy "
+                    "%s/%d, the same training state.", manager_dir, step,
+                    from_copy[step], copies_dir, step)
+    manager_dir = copies_dir
   variables = {"params": state["params"],
                "batch_stats": state.get("batch_stats") or {}}
   return variables, step, manager_dir

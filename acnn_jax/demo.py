@@ -22,6 +22,7 @@ import jax
 
 from acnn_jax import cli
 from acnn_jax import mask_stats
+from acnn_jax import output_paths
 from acnn_jax import pckh
 from acnn_jax import phases as phases_lib
 from acnn_jax import train
@@ -77,6 +78,7 @@ def main(argv):
     raise app.UsageError(
         f"--phases={FLAGS.phases}: unknown phases {unknown}; use letters of "
         f"{''.join(phases_lib.NAMES)!r}.")
+  output_paths.folder(FLAGS.workdir, "--workdir")  # Before any work.
   cli.hide_gpus_from_tensorflow()
   logging.info("Devices: %s", jax.local_devices())
   run(FLAGS.workdir, FLAGS.phases, FLAGS.seed)

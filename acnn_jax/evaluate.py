@@ -43,6 +43,7 @@ from acnn_jax import errors
 from acnn_jax import geometry
 from acnn_jax import inference
 from acnn_jax import mask_stats
+from acnn_jax import output_paths
 from acnn_jax import parallel
 from acnn_jax import pckh
 from acnn_jax import phases
@@ -265,6 +266,46 @@ def predict_test(loaded: checkpoints.LoadedModel, builder,
                           test.images)
 
 
+def people_record(builder, num_people: int) -> Dict[str, Any]:
+  """What an evaluation record says of the people behind its table.
+
+  A PCKh means little without its people: a data set prepared from a folder
+  missing images (`--config.allow_missing_images`) scores fewer.
+
+  Args:
+    builder: the prepared `mpii` builder of the validation split.
+    num_people: the people scored.
+
+  Returns:
+    `num_people`; `skipped_people`, the validation people the data set left
+    out when it was prepared, and `skipped_by_reason`, {reason: people}
+    (`mpii_builder.SKIP_REASONS`); both None for a data set that does not
+    record them (`mpii_builder.recorded_skips`).
+  """
+  logs = mpii_builder.recorded_skips(builder) or {}
+  log = logs.get("validation")
+  return {"num_people": num_people,
+          "skipped_people": None if log is None else sum(
+              log.skipped.values()),
+          "skipped_by_reason": None if log is None else dict(
+              sorted(log.skipped.items()))}
+
+
+def describe_people(record: Dict[str, Any]) -> str:
+  """'Scored 78 validation people; the data set left out 82 (...).'"""
+  line = f"Scored {record['num_people']} validation people"
+  skipped = record.get("skipped_people")
+  if skipped is None:
+    return line + "."
+  if not skipped:
+    return line + "; the data set left out none."
+  reasons = ", ".join(f"{reason} {count}" for reason, count in
+                      record["skipped_by_reason"].items())
+  return (f"{line}; the data set left out {skipped} of "
+          f"{record['num_people'] + skipped} when it was prepared "
+          f"({reasons}).")
+
+
 def write_results(path: str, table: Dict[str, Any], **extra):
   """Writes the PCKh table (and extra fields) as JSON, atomically."""
   tmp = path + ".tmp"
@@ -361,8 +402,11 @@ def check_outputs(split: str, submission_path: str, pred_mat: str) -> None:
 def main(argv):
   del argv  # cli.run allows none.
   check_outputs(FLAGS.split, FLAGS.submission, FLAGS.pred_mat)
-  if FLAGS.submission:  # Before minutes of work, not after.
+  # Where the results go, before minutes of work, not after.
+  if FLAGS.submission:
     submission.check_output(FLAGS.submission)
+  if FLAGS.pred_mat:  # Replaced when it exists, as it always was.
+    output_paths.file(FLAGS.pred_mat, "--pred_mat")
   path = FLAGS.workdir
   if FLAGS.phase:
     path = checkpoints.phase_dir(path, FLAGS.phase)
@@ -389,7 +433,8 @@ def main(argv):
                     masks_to_one=loaded.masks_to_one,
                     region_stats=config.synthetic_images > 0)
   print(pckh.format_table(result.table) +
-        mask_stats.format_stats(result.mask_stats))
+        mask_stats.format_stats(result.mask_stats) + "\n" +
+        describe_people(people_record(builder, len(result.predictions))))
   if FLAGS.pred_mat:
     write_pred_mat(FLAGS.pred_mat, result)
     logging.info("Wrote %d predictions to %s", len(result.predictions),

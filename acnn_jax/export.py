@@ -55,6 +55,7 @@ from acnn_jax import cli
 from acnn_jax import errors
 from acnn_jax import inference
 from acnn_jax import mpii
+from acnn_jax import output_paths
 from acnn_jax import phases
 from acnn_jax import predict
 from acnn_jax.codec import HeatmapCodec
@@ -173,8 +174,10 @@ def export_saved_model(serve, variables, input_size: int, directory: str,
 
 
 def _check_output(output_dir: str) -> str:
-  """The absolute --output; refuses one that exists and is not empty."""
-  output_dir = os.path.abspath(os.path.expanduser(output_dir))
+  """The absolute --output; refuses one that exists and is not empty, or
+  whose folder cannot be created or written in (`output_paths`)."""
+  given, output_dir = output_dir, os.path.abspath(
+      os.path.expanduser(output_dir))
   if os.path.lexists(output_dir):
     if not os.path.isdir(output_dir):
       raise errors.InputError(
@@ -184,6 +187,8 @@ def _check_output(output_dir: str) -> str:
       raise errors.InputError(
           f"{output_dir} exists and is not empty; name a new or empty folder "
           "as --output (an export never overwrites anything).")
+  # The export is written beside it, then renamed: its folder must take it.
+  output_paths.parent(given, "--output")
   return output_dir
 
 

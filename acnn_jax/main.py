@@ -17,6 +17,7 @@ from ml_collections import config_flags
 
 from acnn_jax import cli
 from acnn_jax import distributed
+from acnn_jax import output_paths
 from acnn_jax import train
 
 FLAGS = flags.FLAGS
@@ -40,6 +41,8 @@ def define_flags():
 
 def main(argv):
   del argv  # cli.run allows none.
+  # Before any work: a workdir it cannot write would fail after the data.
+  output_paths.folder(FLAGS.workdir, "--workdir")
   # Before anything looks at the devices.
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                          FLAGS.process_id)

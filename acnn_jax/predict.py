@@ -71,6 +71,7 @@ from acnn_jax import errors
 from acnn_jax import geometry
 from acnn_jax import inference
 from acnn_jax import mpii
+from acnn_jax import output_paths
 from acnn_jax import visualize
 from acnn_jax.codec import HeatmapCodec
 
@@ -85,27 +86,177 @@ OUTPUT_NAMES = ("keypoints", "confidences", "heatmaps", "masks")
 
 # ------------------------------------------------------ images, boxes, crops
 
+# How PIL's image modes become 8-bit RGB (`load_image`). PIL's own
+# convert("RGB") is right for 8-bit modes without alpha, but clips wider ones
+# (a 16-bit greyscale PNG turns pure white) and drops alpha.
+#
+# 8 bits per channel, no alpha: PIL's conversion is exact (bilevel 1 becomes
+# 0 and 255; YCbCr and HSV by their formulas).
+_RGB_MODES = ("1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr", "HSV")
+# With alpha (RGBa premultiplied): composited on white (`_on_white`).
+_ALPHA_MODES = ("LA", "PA", "RGBA", "RGBa")
+# 16-bit unsigned greyscale: scaled by 255 / 65535, rounded.
+_16_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+# 32-bit integers: scaled by the bit depth the file declares (`_declared_bits`)
+# if it is 16 or fewer, else refused.
+_INTEGER_MODE = "I"
+# 32-bit floats: values in [0, 1] (the float image convention, which
+# `as_image` asks of arrays too) are scaled by 255; others are refused.
+_FLOAT_MODE = "F"
+# The TIFF tag of the bits per sample.
+_TIFF_BITS_PER_SAMPLE = 258
+# What to do instead, the end of every refusal.
+_SAVE_AS_8_BIT = ("Save it as 8-bit RGB or greyscale (PNG or JPEG) and pass "
+                  "that.")
+
+
+def _declared_bits(picture: Image.Image) -> Optional[int]:
+  """The bits per pixel an 'I' (32-bit integer) image's file declares, or
+  None. PIL decodes PGM of any depth above 8 bits (rescaled) and, in some
+  versions, 16-bit greyscale PNG to 'I' values up to 65535."""
+  if picture.format in ("PNG", "PPM"):
+    return 16
+  if picture.format == "TIFF":
+    bits = picture.tag_v2.get(_TIFF_BITS_PER_SAMPLE)
+    bits = bits[0] if isinstance(bits, tuple) else bits
+    return int(bits) if bits else None
+  return None
+
+
+def _has_alpha(picture: Image.Image) -> bool:
+  """An alpha channel, a palette or colour marked transparent (PNG tRNS,
+  GIF)."""
+  return (picture.mode in _ALPHA_MODES or "transparency" in picture.info or
+          (picture.mode == "P" and picture.palette is not None and
+           picture.palette.mode == "RGBA"))
+
+
+def _mode_mistake(picture: Image.Image) -> Optional[str]:
+  """Why the mode of an image (read from its header) cannot become 8-bit
+  RGB without guessing, or None."""
+  mode = picture.mode
+  if mode in _RGB_MODES + _ALPHA_MODES + _16_BIT_MODES + (_FLOAT_MODE,):
+    return None
+  if mode == _INTEGER_MODE:
+    bits = _declared_bits(picture)
+    if bits is not None and bits <= 16:
+      return None
+    depth = (f"{bits}-bit values" if bits else
+             f"{picture.format or 'its format'} declares no bit depth")
+    return (f"it holds 32-bit integers (PIL mode I; {depth}), whose "
+            "brightness range is unknown")
+  if mode == "LAB":
+    return ("it is a CIELAB image (PIL mode LAB), whose RGB colours "
+            "depend on a white point the file does not give")
+  return f"PIL mode {mode} has no known conversion to 8-bit RGB"
+
+
+def _scaled(values: np.ndarray, top: int) -> np.ndarray:
+  """Integers in [0, top] -> uint8 in [0, 255], rounded to nearest."""
+  values = values.astype(np.int64)
+  return ((values * 255 + top // 2) // top).astype(np.uint8)
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+  return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def _on_white(rgba: Image.Image) -> np.ndarray:
+  """An RGBA picture composited on white, as viewers and browsers show it.
+
+  Not its alpha dropped: the colour under a transparent pixel is hidden
+  (black, or what an eraser left), and would put a background nobody sees,
+  or a ghost, into the crop.
+  """
+  white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+  return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+
+
+def _to_rgb(picture: Image.Image, bits: Optional[int],
+            path: str) -> np.ndarray:
+  """(H, W, 3) uint8 RGB of a picture whose mode `_mode_mistake` allowed;
+  `bits`: `_declared_bits` of an 'I' one.
+
+  Raises:
+    errors.InputError: a float image with values outside [0, 1].
+  """
+  mode = picture.mode
+  if mode in _16_BIT_MODES:
+    return _grey_to_rgb(_scaled(np.asarray(picture), 2**16 - 1))
+  if mode == _INTEGER_MODE:
+    values = np.asarray(picture)
+    top = 2**bits - 1
+    if values.size and (values.min() < 0 or values.max() > top):
+      raise errors.InputError(
+          f"cannot use image {path}: it holds {bits}-bit integers (PIL mode "
+          f"I), but values from {values.min()} to {values.max()}, beyond "
+          f"0..{top}. {_SAVE_AS_8_BIT}")
+    return _grey_to_rgb(_scaled(values, top))
+  if mode == _FLOAT_MODE:
+    values = np.asarray(picture)
+    if not np.all(np.isfinite(values)):
+      raise errors.InputError(
+          f"cannot use image {path}: it holds 32-bit floats (PIL mode F), "
+          f"some NaN or infinite. {_SAVE_AS_8_BIT}")
+    if values.size and (values.min() < 0 or values.max() > 1):
+      raise errors.InputError(
+          f"cannot use image {path}: it holds 32-bit floats (PIL mode F) "
+          f"from {values.min():g} to {values.max():g}; only floats in "
+          f"[0, 1] have a known brightness. {_SAVE_AS_8_BIT}")
+    return _grey_to_rgb(np.round(values * 255).astype(np.uint8))
+  if _has_alpha(picture):
+    return _on_white(picture.convert("RGBA"))
+  return np.asarray(picture.convert("RGB"))
+
+
+def _not_an_image_file(path: str) -> errors.InputError:
+  if os.path.isdir(path):
+    return errors.InputError(f"{path} is a folder, not an image file (a "
+                             "folder of images is --image_dir).")
+  return errors.InputError(f"image file not found: {path}")
+
+
 def load_image(path) -> np.ndarray:
   """Reads an image file as (H, W, 3) uint8 RGB, upright per its EXIF tag.
 
+  Every image mode PIL opens becomes 8-bit RGB without guessing, or is
+  refused: 16-bit greyscale is scaled (not clipped) to 8 bits, an 'I' image
+  by the bit depth its file declares, a float one with values in [0, 1] by
+  255; alpha (LA, PA, RGBA, a transparent palette entry or colour) is
+  composited on white (`_on_white`). CIELAB, 32-bit integers without a
+  depth of at most 16 bits and floats outside [0, 1] are refused.
+
   Raises:
-    errors.InputError: the file is missing or is not a readable image.
+    errors.InputError: the file is missing, a folder, not a readable image,
+      or an image whose values have no known 8-bit brightness.
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
-    raise errors.InputError(f"image file not found: {path}")
+    raise _not_an_image_file(path)
   try:
     with Image.open(path) as picture:
+      mistake = _mode_mistake(picture)
+      if mistake:
+        raise errors.InputError(
+            f"cannot use image {path}: {mistake}. {_SAVE_AS_8_BIT}")
+      # Read before the turn below, whose copy keeps neither.
+      bits = (_declared_bits(picture) if picture.mode == _INTEGER_MODE
+              else None)
       # Phone photos store their orientation in EXIF; keypoints should match
       # the picture as people see it.
       picture = ImageOps.exif_transpose(picture)
-      return np.asarray(picture.convert("RGB"))
+      return _to_rgb(picture, bits, path)
   except (OSError, ValueError, Image.DecompressionBombError) as error:
+    if isinstance(error, errors.UserError):
+      raise
     raise errors.InputError(f"cannot read image {path}: {error}") from error
 
 
 def as_image(image) -> np.ndarray:
-  """A path or an (H, W), (H, W, 3|4) uint8 array -> (H, W, 3) uint8 RGB."""
+  """A path or an (H, W), (H, W, 3|4) uint8 array -> (H, W, 3) uint8 RGB.
+
+  A fourth channel is alpha: composited on white, as `load_image` does.
+  """
   if isinstance(image, (str, os.PathLike)):
     return load_image(image)
   image = np.asarray(image)
@@ -114,12 +265,14 @@ def as_image(image) -> np.ndarray:
         f"expected a uint8 image, got dtype {image.dtype} (scale [0, 1] "
         "floats by 255 and cast).")
   if image.ndim == 2:
-    image = np.repeat(image[..., None], 3, axis=-1)
+    image = _grey_to_rgb(image)
   if (image.ndim != 3 or image.shape[-1] not in (3, 4) or
       min(image.shape[:2]) < 1):
     raise errors.InputError(
         f"expected an (H, W, 3) image, got shape {image.shape}.")
-  return image[..., :3]
+  if image.shape[-1] == 4:
+    return _on_white(Image.fromarray(image, "RGBA"))
+  return image
 
 
 def parse_box(text: str):
@@ -724,18 +877,23 @@ def image_shape(path) -> Tuple[int, int]:
   from its header: checking boxes needs no decoded pixels.
 
   Raises:
-    errors.InputError: the file is missing or is not a readable image.
+    errors.InputError: the file is missing, a folder, not a readable image,
+      or of a mode `load_image` refuses whatever its pixels (`_mode_mistake`).
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
-    raise errors.InputError(f"image file not found: {path}")
+    raise _not_an_image_file(path)
   try:
     with Image.open(path) as picture:
+      mistake = _mode_mistake(picture)
       width, height = picture.size
       if picture.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS:
         width, height = height, width
   except (OSError, ValueError, Image.DecompressionBombError) as error:
     raise errors.InputError(f"cannot read image {path}: {error}") from error
+  if mistake:  # Found before the network is loaded, not after.
+    raise errors.InputError(
+        f"cannot use image {path}: {mistake}. {_SAVE_AS_8_BIT}")
   return height, width
 
 
@@ -1052,11 +1210,26 @@ def _main_people():
                _count(len(plan), "image", "images"), json_path)
 
 
+def _check_outputs() -> None:
+  """Checks where the results go (`output_paths`), before any work."""
+  if FLAGS.output:  # --output= draws nothing, as `run` takes it.
+    output_paths.file(FLAGS.output, "--output")
+  if FLAGS.output_dir is not None:
+    output_paths.folder(FLAGS.output_dir, "--output_dir")
+  if FLAGS.boxes is not None:
+    json_path = json_destination(FLAGS.output, FLAGS.output_dir,
+                                 FLAGS.output_json, FLAGS.boxes)
+    if json_path is not None:
+      output_paths.file(json_path, "--output_json" if FLAGS.output_json
+                        else f"the keypoints file {json_path}")
+
+
 def main(argv):
   del argv  # cli.run allows none.
   check_usage(FLAGS.image, FLAGS.image_dir, FLAGS.box, FLAGS.boxes,
               FLAGS.output, FLAGS.output_dir, FLAGS.output_json,
               FLAGS.min_score)
+  _check_outputs()
   if FLAGS.boxes is not None:
     _main_people()
     return

@@ -46,6 +46,7 @@ import scipy.io
 
 from acnn_jax import errors
 from acnn_jax import mpii
+from acnn_jax import output_paths
 
 # The name MPII asks for, and the variable its toolkit loads.
 FILE_NAME = "pred_keypoints_mpii.mat"
@@ -76,22 +77,19 @@ def check_output(path: str) -> str:
   """The absolute path of a submission file to write, checked first.
 
   An existing file is replaced, as `--pred_mat` replaces its own (here
-  atomically: a failed run leaves the old file).
+  atomically: a failed run leaves the old file). A missing folder is
+  created, as for every output (`output_paths`).
 
   Raises:
-    errors.InputError: `path` is a folder, or its folder does not exist.
+    errors.InputError: `path` is a folder, or its folder cannot be created
+      or written in.
   """
-  path = os.path.abspath(os.path.expanduser(path))
-  if os.path.isdir(path):
+  absolute = os.path.abspath(os.path.expanduser(path))
+  if os.path.isdir(absolute):
     raise errors.InputError(
-        f"{path} is a folder: name the file to write, e.g. "
-        f"{os.path.join(path, FILE_NAME)}.")
-  folder = os.path.dirname(path)
-  if not os.path.isdir(folder):
-    raise errors.InputError(
-        f"The folder of {path} does not exist: create {folder} or name a "
-        "file in an existing folder.")
-  return path
+        f"--submission={path}: {absolute} is a folder; name the file to "
+        f"write, e.g. {os.path.join(absolute, FILE_NAME)}.")
+  return output_paths.file(path, "--submission")
 
 
 def _empty() -> np.ndarray:

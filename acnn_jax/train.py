@@ -201,12 +201,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     scalars = {**result.table, **result.mask_stats}
     writer.write_scalars(step, {f"validation/{k}": v
                                 for k, v in scalars.items()})
-    logging.info("Phase %s, step %d:\n%s%s", phase.name, step,
+    # How many people the table scored, and how many the data set left
+    # out: a figure means little without them.
+    people = evaluate_lib.people_record(builder, len(result.predictions))
+    logging.info("Phase %s, step %d:\n%s%s\n%s", phase.name, step,
                  pckh.format_table(result.table),
-                 mask_stats.format_stats(result.mask_stats))
-    # How many people the table scored: a figure means little without it.
-    record = {**scalars, "num_people": len(result.predictions),
-              "phase": phase.name, "step": step}
+                 mask_stats.format_stats(result.mask_stats),
+                 evaluate_lib.describe_people(people))
+    record = {**scalars, **people, "phase": phase.name, "step": step}
     # Every process has the whole table; process 0 writes the files.
     if distributed.is_primary():
       visualize.write_pictures(writer, os.path.join(out_dir, "pictures"),

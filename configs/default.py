@@ -54,6 +54,11 @@ def get_config():
   # real data folder is never written into (an error says so).
   config.synthetic_images = 0
   config.synthetic_seed = 0  # The synthetic set is a function of this seed.
+  # People whose image is missing or unreadable are skipped; when more than
+  # 5% of the train or validation people are, preparing the data set stops
+  # (a PCKh over part of the validation set is not MPII's). True prepares
+  # and uses the people left, with a warning at every run.
+  config.allow_missing_images = False
   config.input_size = 256  # Crop side; heatmaps are input_size / 4.
   config.sigma = 1.0  # Gaussian target's sigma in heatmap pixels.
   # The augmentation of training crops (docs/design.md section 3).

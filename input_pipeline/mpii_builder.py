@@ -19,13 +19,27 @@ keeps the release's test images, which a benchmark submission must list
 (`acnn_jax.submission`).
 
 A bad person never stops a 25k-image build: it is skipped, counted per reason
-and reported in one log line per split (with its first few examples); see
-`validate_record`, `inspect_image` and `Mpii.reports`. A damaged file does
-(`errors.InputError`, naming the file and the entry), and so does a training
-or validation split whose every person is skipped (`empty_split_error`,
-naming the folder and the counts, where TFDS would only say "No examples
-were yielded"); a test split whose every person is skipped is left out, and
-its metadata says why.
+and reported in one WARNING line per split (with its first few examples);
+see `validate_record`, `inspect_image` and `Mpii.reports`. A damaged file
+does (`errors.InputError`, naming the file and the entry), and so does a
+training or validation split whose every person is skipped
+(`empty_split_error`, naming the folder and the counts, where TFDS would only
+say "No examples were yielded"); a test split whose every person is skipped
+is left out, and its metadata says why.
+
+Missing images are different: a folder with part of MPII's JPEGs would
+train and score on what is left, and its PCKh would look like MPII's. So a
+training or validation split that loses more than `MAX_MISSING_IMAGE_SHARE`
+of its people to missing or unreadable images stops the preparation
+(`missing_images_error`) unless the builder is told to allow it
+(`allow_missing_images`, `--config.allow_missing_images`). Every person is
+checked before TFDS writes an example, and TFDS writes into a temporary
+folder that it renames only when the data set is complete (and deletes when
+the preparation stops), so a refusal leaves nothing a later run could take
+for a prepared data set. The prepared data
+set records what each split skipped (metadata `skipped`,
+`recorded_skips`): a run that reuses it warns again, and refuses without
+the opt-in when the images were missing past the limit.
 """
 
 import collections
@@ -60,6 +74,17 @@ NOT_ANNOTATED = "not_in_annotations"
 HELD_OUT = "beside_unmatched_validation_person"
 SKIP_REASONS = (MISSING_IMAGE, CORRUPT_IMAGE, NO_JOINTS, NAN, OUTSIDE,
                 BAD_SCALE, ZERO_HEAD_BOX, NOT_ANNOTATED, HELD_OUT)
+# The reasons that say the folder lacks part of MPII's images.
+IMAGE_REASONS = (MISSING_IMAGE, CORRUPT_IMAGE)
+# The share of a training or validation split's people that may lack their
+# image before the preparation stops (`missing_images_error`). A few broken
+# downloads are noise; more means a partial folder, whose PCKh is not MPII's.
+MAX_MISSING_IMAGE_SHARE = 0.05
+# How many of the files behind those skips an error or a record names.
+NAMED_FILES = 3
+# The splits whose people must have their images (the test split already
+# reports its unpredicted people in the submission: `acnn_jax.submission`).
+CHECKED_SPLITS = ("train", "validation")
 # The fix to suggest when every person of a split is skipped for this reason.
 _EMPTY_SPLIT_FIXES = {
     MISSING_IMAGE: ("put MPII's JPEGs in manual_dir/images (extract "
@@ -161,7 +186,19 @@ def describe(record: Record) -> str:
 
 
 class SkipLog:
-  """Counts kept and skipped people of one split; logs the first examples."""
+  """Counts kept and skipped people of one split; logs the first examples.
+
+  Attributes:
+    split: the split's name.
+    kept: the people kept.
+    skipped: {reason: people skipped for it}.
+    examples: {reason: the first few people skipped for it, described}.
+    bad_images: the first `NAMED_FILES` image files (names under images/)
+      behind `IMAGE_REASONS` skips, in split order.
+    num_bad_images: how many image files are behind them.
+    all_bad_images: those files (only `bad_images` in a log read back with
+      `from_json`).
+  """
 
   def __init__(self, split: str, max_examples: int = 3):
     self.split = split
@@ -169,16 +206,65 @@ class SkipLog:
     self.kept = 0
     self.skipped: collections.Counter[str] = collections.Counter()
     self.examples: dict[str, list[str]] = collections.defaultdict(list)
+    self.bad_images: list[str] = []
+    self.num_bad_images = 0
+    self.all_bad_images: set[str] = set()  # People share images.
 
   def keep(self) -> None:
     self.kept += 1
 
-  def skip(self, reason: str, what: str, detail: str = "") -> None:
+  def skip(self, reason: str, what: str, detail: str = "",
+           image: Optional[str] = None) -> None:
+    """Counts a skipped person; `image` names its file (for IMAGE_REASONS)."""
     self.skipped[reason] += 1
     if len(self.examples[reason]) < self.max_examples:
       example = f"{what}: {detail}" if detail else what
       self.examples[reason].append(example)
       logging.warning("mpii %s: skipping %s (%s)", self.split, example, reason)
+    if reason in IMAGE_REASONS and image and image not in self.all_bad_images:
+      self.all_bad_images.add(image)
+      self.num_bad_images += 1
+      if len(self.bad_images) < NAMED_FILES:
+        self.bad_images.append(image)
+
+  @property
+  def people(self) -> int:
+    """The split's people, kept or skipped."""
+    return self.kept + sum(self.skipped.values())
+
+  @property
+  def image_skips(self) -> int:
+    """The people skipped for a missing or unreadable image."""
+    return sum(self.skipped[r] for r in IMAGE_REASONS)
+
+  def too_many_missing_images(self) -> bool:
+    """More than `MAX_MISSING_IMAGE_SHARE` of the people lack their image."""
+    return self.image_skips > MAX_MISSING_IMAGE_SHARE * self.people
+
+  def missing_share(self) -> str:
+    """'82 of 160 validation people (51.2%)', those without their image."""
+    share = self.image_skips / max(self.people, 1)
+    return (f"{self.image_skips} of {self.people} {self.split} people "
+            f"({share:.1%})")
+
+  def to_json(self) -> dict[str, Any]:
+    """What the data set's metadata records (JSON values); `from_json`."""
+    return {"kept": self.kept, "skipped": dict(sorted(self.skipped.items())),
+            "examples": {r: list(e) for r, e in sorted(self.examples.items())},
+            "bad_images": list(self.bad_images),
+            "num_bad_images": self.num_bad_images}
+
+  @classmethod
+  def from_json(cls, split: str, record: dict[str, Any]) -> "SkipLog":
+    """The log that `to_json` recorded (without the set of every file)."""
+    log = cls(split)
+    log.kept = int(record["kept"])
+    log.skipped.update({r: int(n) for r, n in record["skipped"].items()})
+    log.examples.update({r: list(e) for r, e in record["examples"].items()})
+    log.bad_images = list(record["bad_images"])
+    log.all_bad_images = set(log.bad_images)
+    log.num_bad_images = int(record["num_bad_images"])
+    return log
 
   def summary(self) -> str:
     total = sum(self.skipped.values())
@@ -207,6 +293,39 @@ def empty_split_error(log: SkipLog, manual_dir: str) -> errors.InputError:
   return errors.InputError(
       f"{log.summary()}: every person of this split in {manual_dir} was "
       f"skipped (for example {examples}). To fix: {'; '.join(fixes)}.")
+
+
+def _files_named(logs: list[SkipLog], images_dir: str) -> str:
+  """'a.jpg, b.jpg, c.jpg and 38 more files in DIR' (the splits share
+  images: validation people stand in training images)."""
+  names = []
+  for log in logs:
+    names += [n for n in log.bad_images if n not in names]
+  names = names[:NAMED_FILES]
+  more = len(set().union(*(log.all_bad_images for log in logs))) - len(names)
+  if more > 0:
+    names[-1] += f" and {more} more file{'s' if more > 1 else ''}"
+  return f"{', '.join(names)} in {images_dir}"
+
+
+def missing_images_error(logs: list[SkipLog],
+                         images_dir: str) -> errors.InputError:
+  """The error for splits that lost too many people to missing images.
+
+  Args:
+    logs: the splits past `MAX_MISSING_IMAGE_SHARE`
+      (`SkipLog.too_many_missing_images`).
+    images_dir: manual_dir/images.
+  """
+  shares = " and ".join(log.missing_share() for log in logs)
+  return errors.InputError(
+      f"MPII images are missing or unreadable for {shares}, more than the "
+      f"{MAX_MISSING_IMAGE_SHARE:.0%} a split may lose: "
+      f"{_files_named(logs, images_dir)}. A PCKh of what is left is not "
+      "MPII's. Restore the images (extract mpii_human_pose_v1.tar.gz into "
+      f"{images_dir} again), or opt in with --config.allow_missing_images "
+      "(mpii_builder.build(..., allow_missing_images=True)) to use the "
+      "people left.")
 
 
 # ------------------------------------------------------------------ builder --
@@ -284,7 +403,8 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
       "1.2.0": ("`test`: the single people of the test images (release's "
                 "`single_person`, or HRNet's test.json), without joints; "
                 "metadata `test`: its count, why it is absent, the "
-                "release's test images. train and validation unchanged."),
+                "release's test images; metadata `skipped`: what each split "
+                "skipped, per reason. train and validation unchanged."),
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
@@ -295,8 +415,20 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
     it does not declare on Python >= 3.9 (tensorflow/datasets#11212)."""
     return epath.Path(__file__)
 
-  def __init__(self, **kwargs):
+  def __init__(self, *, allow_missing_images: bool = False, **kwargs):
+    """A builder; `tfds.builder(name, allow_missing_images=...)` passes it.
+
+    Args:
+      allow_missing_images: prepare the data set even when more than
+        `MAX_MISSING_IMAGE_SHARE` of the train or validation people lack
+        a readable image (they are skipped, with a warning); False stops
+        the preparation (`missing_images_error`).
+      **kwargs: `tfds.core.DatasetBuilder`'s (data_dir, config, version).
+    """
     super().__init__(**kwargs)
+    self.allow_missing_images = bool(allow_missing_images)
+    # TFDS rebuilds an unpickled builder from this state: keep the choice.
+    self._original_state["allow_missing_images"] = self.allow_missing_images
     # Per split: what the last build kept and skipped (tests read this).
     self.reports: dict[str, SkipLog] = {}
     self._image_checks: dict[str, ImageCheck] = {}
@@ -341,22 +473,50 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
     logging.info("mpii: layout %s in %s", files.layout, dl_manager.manual_dir)
     splits = mpii_layouts.read_splits(files)
     people = other_people(splits)
-    generators = {
-        name: self._generate_examples(
-            name, splits[name], files.images, people,
-            require_head_box=name == "validation")
-        for name in ("train", "validation")
+    manual_dir = os.path.dirname(files.images)
+    # Every person is checked before TFDS is told which splits there are
+    # and writes an example: an empty split or a folder missing many images
+    # stops before the minutes of writing, and the counts are known for the
+    # metadata (which TFDS saves once the splits are written).
+    kept = {name: self._check_people(name, splits[name], files.images,
+                                     require_head_box=name == "validation",
+                                     require_joints=name != "test")
+            for name in ("train", "validation", "test")}
+    for name in CHECKED_SPLITS:
+      if not kept[name]:
+        raise empty_split_error(self.reports[name], manual_dir)
+    self._check_missing_images(files.images)
+    self.info.metadata[SKIPPED_METADATA] = {
+        "allow_missing_images": self.allow_missing_images,
+        "splits": {name: log.to_json() for name, log in self.reports.items()},
     }
-    # TFDS refuses a split without examples, so the test people are checked
-    # now, before TFDS is told which splits there are.
-    test = self._check_test_people(splits["test"], files.images)
     self.info.metadata[TEST_METADATA] = _test_metadata(
-        files.layout, splits["test"], test, self.reports["test"],
-        os.path.dirname(files.images))
-    if test:
-      generators["test"] = self._generate_test_examples(test, files.images,
-                                                        people)
-    return generators
+        files.layout, splits["test"], kept["test"], self.reports["test"],
+        manual_dir)
+    # TFDS refuses a split without examples: a test split whose people were
+    # all skipped is left out (its metadata says why).
+    return {name: self._generate_examples(kept[name], files.images, people)
+            for name in ("train", "validation", "test") if kept[name]}
+
+  def _check_missing_images(self, images_dir: str) -> None:
+    """Stops, or warns, when a split lost too many people to its images.
+
+    Raises:
+      errors.InputError: past `MAX_MISSING_IMAGE_SHARE` in train or
+        validation without `allow_missing_images`.
+    """
+    over = [self.reports[name] for name in CHECKED_SPLITS
+            if self.reports[name].too_many_missing_images()]
+    if not over:
+      return
+    if not self.allow_missing_images:
+      raise missing_images_error(over, images_dir)
+    for log in over:
+      logging.warning(
+          "mpii %s: %s have no readable image, kept out of the data set as "
+          "allow_missing_images asks: %s. Its scores are not comparable to "
+          "those of the whole set.", log.split, log.missing_share(),
+          _files_named([log], images_dir))
 
   def _check_image(self, path: str) -> ImageCheck:
     """`inspect_image`, once per file (people share images)."""
@@ -364,65 +524,50 @@ class Mpii(tfds.core.GeneratorBasedBuilder):
       self._image_checks[path] = inspect_image(path)
     return self._image_checks[path]
 
-  def _generate_examples(self, split: str, records: mpii_layouts.SplitRecords,
-                         images_dir: str, people: dict[str, list[Record]],
-                         require_head_box: bool
-                         ) -> Iterator[tuple[int, dict[str, Any]]]:
+  def _check_people(self, split: str, records: mpii_layouts.SplitRecords,
+                    images_dir: str, require_head_box: bool,
+                    require_joints: bool) -> list[tuple[int, Record]]:
+    """The usable people of a split with their positions; counts the others.
+
+    Test people have no joints: `validate_record` checks their centre and
+    scale, `inspect_image` their image (`require_joints` False).
+    """
     log = self.reports[split] = SkipLog(split)
     for what in records.missing:
       log.skip(NOT_ANNOTATED, what)
     for record in records.held_out:
       log.skip(HELD_OUT, describe(record))
-    for position, record in enumerate(records.records):
-      path = os.path.join(images_dir, record["image"])
-      check = self._check_image(path)
-      reason = check.reason or validate_record(record, check.size,
-                                               require_head_box)
-      if reason:
-        log.skip(reason, describe(record), check.detail)
-        continue
-      log.keep()
-      yield _example_key(position), _example(record, path,
-                                             people[record["image"]])
-    logging.info(log.summary())
-    if not log.kept:
-      raise empty_split_error(log, os.path.dirname(images_dir))
-
-  def _check_test_people(self, records: mpii_layouts.SplitRecords,
-                         images_dir: str) -> list[tuple[int, Record]]:
-    """The usable test people with their positions; counts the others.
-
-    Test people have no joints: `validate_record` checks their centre and
-    scale, `inspect_image` their image.
-    """
-    log = self.reports["test"] = SkipLog("test")
-    for what in records.missing:
-      log.skip(NOT_ANNOTATED, what)
     kept = []
     for position, record in enumerate(records.records):
       check = self._check_image(os.path.join(images_dir, record["image"]))
-      reason = check.reason or validate_record(record, check.size,
-                                               require_joints=False)
+      reason = check.reason or validate_record(
+          record, check.size, require_head_box, require_joints)
       if reason:
-        log.skip(reason, describe(record), check.detail)
+        log.skip(reason, describe(record), check.detail, record["image"])
         continue
       log.keep()
       kept.append((position, record))
-    logging.info(log.summary())
+    # People left out change what the split's scores mean: a warning.
+    if log.skipped:
+      logging.warning("%s", log.summary())
+    else:
+      logging.info("%s", log.summary())
     return kept
 
-  def _generate_test_examples(self, kept: list[tuple[int, Record]],
-                              images_dir: str,
-                              people: dict[str, list[Record]]
-                              ) -> Iterator[tuple[int, dict[str, Any]]]:
+  def _generate_examples(self, kept: list[tuple[int, Record]],
+                         images_dir: str, people: dict[str, list[Record]]
+                         ) -> Iterator[tuple[int, dict[str, Any]]]:
     for position, record in kept:
+      path = os.path.join(images_dir, record["image"])
       yield _example_key(position), _example(
-          record, os.path.join(images_dir, record["image"]),
-          people.get(record["image"], []))
+          record, path, people.get(record["image"], []))
 
 
 # The metadata entry of the test split (`Mpii.info.metadata`).
 TEST_METADATA = "test"
+# The metadata entry of what each split skipped: `allow_missing_images` (the
+# builder's choice) and `splits`, {split: `SkipLog.to_json()`}.
+SKIPPED_METADATA = "skipped"
 
 
 def _test_metadata(layout: str, records: mpii_layouts.SplitRecords,
@@ -491,7 +636,57 @@ def read_test_split(builder: tfds.core.DatasetBuilder) -> TestSplit:
                    layout=info["layout"])
 
 
-def build(manual_dir: str, data_dir: str) -> tfds.core.DatasetBuilder:
+def recorded_skips(builder: tfds.core.DatasetBuilder
+                   ) -> Optional[dict[str, SkipLog]]:
+  """{split: what the prepared data set skipped}, from its metadata.
+
+  Returns:
+    The logs of every split (test too), or None for a data set prepared
+    before the counts were recorded.
+  """
+  record = (builder.info.metadata or {}).get(SKIPPED_METADATA)
+  if not record:
+    return None
+  return {split: SkipLog.from_json(split, log)
+          for split, log in record["splits"].items()}
+
+
+def check_recorded_skips(builder: tfds.core.DatasetBuilder,
+                         allow_missing_images: bool) -> None:
+  """Warns again about what a reused data set skipped; refuses as `build`.
+
+  Raises:
+    errors.InputError: the data set was prepared (with the opt-in) from a
+      folder whose train or validation split lost more than
+      `MAX_MISSING_IMAGE_SHARE` of its people to missing images, and
+      `allow_missing_images` is False.
+  """
+  logs = recorded_skips(builder)
+  if logs is None:
+    logging.warning(
+        "The MPII data in %s does not record the people it skipped when it "
+        "was prepared; delete that folder to prepare it again and check "
+        "its images.", builder.data_dir)
+    return
+  for log in logs.values():
+    if log.skipped:
+      logging.warning("%s (when %s was prepared)", log.summary(),
+                      builder.data_dir)
+  over = [logs[name] for name in CHECKED_SPLITS
+          if name in logs and logs[name].too_many_missing_images()]
+  if over and not allow_missing_images:
+    shares = " and ".join(log.missing_share() for log in over)
+    raise errors.InputError(
+        f"The MPII data in {builder.data_dir} was prepared without the "
+        f"images of {shares}, more than the "
+        f"{MAX_MISSING_IMAGE_SHARE:.0%} a split may lose (allowed then by "
+        "allow_missing_images). Opt in again with "
+        "--config.allow_missing_images to use it as it is, or restore the "
+        "images in manual_dir and delete that folder to prepare it again.")
+
+
+def build(manual_dir: str, data_dir: str,
+          allow_missing_images: bool = False) -> tfds.core.DatasetBuilder:
   """Prepares the `mpii` data set (once) and returns its builder.
 
   Nothing is fetched from the network: no GCS lookup, no download.
@@ -499,6 +694,10 @@ def build(manual_dir: str, data_dir: str) -> tfds.core.DatasetBuilder:
   Args:
     manual_dir: the folder filled as `MANUAL_DOWNLOAD_INSTRUCTIONS` says.
     data_dir: where TFDS writes (and later finds) the prepared data.
+    allow_missing_images: use a folder whose train or validation split
+      loses more than `MAX_MISSING_IMAGE_SHARE` of its people to missing or
+      unreadable images (`Mpii`); also needed to reuse a data set prepared
+      so.
 
   Returns:
     The prepared builder; `builder.as_dataset(split=...)` reads it.
@@ -506,10 +705,18 @@ def build(manual_dir: str, data_dir: str) -> tfds.core.DatasetBuilder:
   Raises:
     mpii_layouts.MissingFilesError: `manual_dir` lacks a file (only checked
       when the data set is not prepared yet).
+    errors.InputError: too many images are missing
+      (`missing_images_error`, `check_recorded_skips`), a split has no
+      usable person, or a file is damaged.
   """
+  # An argument TFDS does not know makes it build the class from this code
+  # (not a read-only builder from the files), and passes it on.
   builder = tfds.builder(Mpii.name, data_dir=os.path.expanduser(data_dir),
-                         try_gcs=False)
-  if not builder.is_prepared():
+                         try_gcs=False,
+                         allow_missing_images=allow_missing_images)
+  if builder.is_prepared():
+    check_recorded_skips(builder, allow_missing_images)
+  else:
     mpii_layouts.find_manual_files(manual_dir)  # Fail before TFDS starts.
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(manual_dir), try_download_gcs=False))

@@ -9,6 +9,8 @@
     that is a new folder or a synthetic one, and prepared into WORKDIR/tfds,
     so the same builder runs with no download at all. A real data folder is
     never written into.
+  * A folder missing part of its images stops the preparation unless
+    `config.allow_missing_images` (see `mpii_builder.missing_images_error`).
 """
 
 import os
@@ -89,8 +91,13 @@ def prepare_builder(config: ml_collections.ConfigDict,
     mpii_layouts.MissingFilesError: the data set is not prepared yet and
       `manual_dir` lacks a file; the message names it and says where to get it.
     errors.ConfigError: synthetic data asked for in a folder not ours.
+    errors.InputError: more than `mpii_builder.MAX_MISSING_IMAGE_SHARE` of
+      the train or validation people lack their image, and
+      `config.allow_missing_images` is False.
   """
   manual_dir, data_dir = data_dirs(config, workdir)
   if config.synthetic_images > 0:
     _write_synthetic(config, manual_dir, in_workdir=not config.manual_dir)
-  return mpii_builder.build(manual_dir, data_dir)
+  return mpii_builder.build(
+      manual_dir, data_dir,
+      allow_missing_images=config.allow_missing_images)

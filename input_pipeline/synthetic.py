@@ -71,6 +71,7 @@ import scipy.spatial
 from acnn_jax import cli
 from acnn_jax import errors
 from acnn_jax import mpii
+from acnn_jax import output_paths
 from input_pipeline import mpii_json
 from input_pipeline import mpii_official
 
@@ -1091,6 +1092,7 @@ def define_flags() -> None:
 
 def main(argv: Sequence[str]) -> None:
   del argv  # cli.run allows none.
+  output_paths.folder(FLAGS.output_dir, "--output_dir")
   summary = generate(FLAGS.output_dir, FLAGS.num_images, seed=FLAGS.seed,
                      layout=FLAGS.layout, valid_fraction=FLAGS.valid_fraction)
   logging.info("Synthetic MPII written: %s", summary)

@@ -27,13 +27,17 @@ import fcntl
 import functools
 import json
 import pathlib
+import sys
 from typing import Optional
 
+from absl import flags
+from absl.testing import flagsaver
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from acnn_jax import cli
 from acnn_jax import compilation_cache
 from acnn_jax import models
 # pylint: enable=g-import-not-at-top
@@ -262,3 +266,27 @@ class StandInNetwork:
     return models.ACNNOutput(heatmaps=heatmaps[None],
                              predictions=heatmaps[None],
                              masks=jnp.ones((1,) + heatmaps.shape[:-1] + (1,)))
+
+
+@pytest.fixture
+def run_command(monkeypatch, capsys):
+  """Runs a command line in this process, through `cli.run` as `python -m`
+  does: run_command(name, main, define_flags, args) -> (exit status, stdout,
+  stderr); a bug's exception propagates.
+
+  The command's flags live for the run only (flagsaver deletes the flags
+  defined inside it), so commands whose flags share names (--workdir) run
+  one after another in one process.
+  """
+  def run(name, main, define_flags, args):
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    with flagsaver.flagsaver():
+      try:
+        cli.run(main, define_flags)
+      except SystemExit as done:
+        code = done.code or 0
+      finally:
+        flags.FLAGS.unparse_flags()
+    out = capsys.readouterr()
+    return code, out.out, out.err
+  return run

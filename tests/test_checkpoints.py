@@ -132,7 +132,12 @@ def test_a_damaged_checkpoint_is_skipped_and_left_in_place(tmp_path, caplog):
   with pytest.raises(errors.InputError, match=r"step 6: "):
     checkpoints.restore_variables(str(tmp_path / "checkpoints" / "6"))
   _damage(tmp_path / "checkpoints" / "5")
+  # best/5 holds the same state (`_save`): it is read instead.
+  variables, step, manager_dir = checkpoints.restore_variables(str(tmp_path))
+  assert step == 5 and manager_dir == str(tmp_path / "best")
+  assert "using its copy" in caplog.text
+  _damage(tmp_path / "best" / "5")
   with pytest.raises(errors.InputError,
                      match=r"No checkpoint in .* can be used \(step 6: .*; "
-                     r"step 5: "):
+                     r"step 5: .*; its copy .*best/5 cannot be used either"):
     checkpoints.restore_variables(str(tmp_path))

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from absl import flags
-from absl.testing import flagsaver
+from ml_collections import config_flags
 import pytest
 
 from acnn_jax import cli
@@ -33,6 +33,7 @@ class _Fake:
     if "fake_what" not in flags.FLAGS:
       flags.DEFINE_string("fake_what", "nothing", "What to raise.")
       flags.DEFINE_integer("fake_count", 1, "A number.")
+      config_flags.DEFINE_config_file("fake_config", None, "A config file.")
 
   @staticmethod
   def main(argv):
@@ -46,25 +47,17 @@ class _Fake:
       raise errors.MissingError("no data in /x\nDownload it from y.")
     if what == "bug":
       raise KeyError("a bug")
+    if what == "show_config":
+      print(flags.FLAGS.fake_config)
     print("ran")
 
 
 @pytest.fixture
-def run_fake(monkeypatch, capsys):
+def run_fake(run_command):
   """Runs `_Fake` through `cli.run` with the given arguments: (exit status,
   stdout, stderr). A bug's exception propagates."""
-  def run(args):
-    monkeypatch.setattr(sys, "argv", ["fake", *args])
-    with flagsaver.flagsaver():
-      try:
-        cli.run(_Fake.main, _Fake.define_flags)
-      except SystemExit as done:
-        code = done.code or 0
-      finally:
-        flags.FLAGS.unparse_flags()
-    out = capsys.readouterr()
-    return code, out.out, out.err
-  return run
+  return lambda args: run_command("fake", _Fake.main, _Fake.define_flags,
+                                  args)
 
 
 def _lines_of(stderr, command):
@@ -111,6 +104,141 @@ def test_a_bug_keeps_its_traceback(run_fake):
     run_fake(["--fake_what=bug"])
 
 
+# ------------------------------------------------- config flags' mistakes
+
+CONFIG_FILES = {
+    "good.py": """
+import ml_collections
+
+def get_config(phase="a"):
+  if phase not in ("a", "b"):
+    raise ValueError(f"no phase {phase!r} here; use a or b")
+  return ml_collections.ConfigDict(
+      {"phase": phase, "batch_size": 4, "model": {"features": 16}})
+""",
+    "raises.py": "def get_config():\n  return {}['learning_rate']\n",
+    "syntax.py": "def get_config(:\n  pass\n",
+    "imports.py": "import no_such_module_here\n",
+    "nothing.py": "CONFIG = {}\n",
+    "none.py": "def get_config():\n  config = {}\n",
+    "rejects.py": """
+from acnn_jax import errors
+
+def get_config(size):
+  raise errors.ConfigError(f"config.size must be small or large, not {size}.")
+""",
+}
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch):
+  """A current folder holding configs/ with CONFIG_FILES."""
+  (tmp_path / "configs").mkdir()
+  for name, text in CONFIG_FILES.items():
+    (tmp_path / "configs" / name).write_text(text)
+  monkeypatch.chdir(tmp_path)
+  return tmp_path
+
+
+GOOD = "--fake_config=configs/good.py"
+# Each: one bad --fake_config, and what its one error line must say. On
+# the code before issue 25 every one of them but the last ended in a
+# traceback (ml_collections' AttributeError, SyntaxError, KeyError...), in
+# a line holding a traceback, or, for a missing file, in no error until the
+# config was used.
+CONFIG_MISTAKES = [
+    pytest.param(
+        ["--fake_config=configs/nope.py"],
+        "--fake_config=configs/nope.py: no config file configs/nope.py in "
+        "CWD (relative to the current folder); configs/ has good.py, "
+        "imports.py", id="missing_file"),
+    pytest.param(["--fake_config=configs"],
+                 "configs is a folder, not a config file", id="a_folder"),
+    pytest.param(
+        [GOOD, "--fake_config.batchsize=8"],
+        "--fake_config.batchsize=8: fake_config has no field batchsize; did "
+        "you mean fake_config.batch_size?", id="unknown_field"),
+    pytest.param(
+        [GOOD, "--fake_config.model.featurs=8"],
+        "fake_config.model has no field featurs; did you mean "
+        "fake_config.model.features?", id="unknown_nested_field"),
+    pytest.param(
+        [GOOD, "--fake_config.batch_size.x=8"],
+        "fake_config.batch_size is the int 4: it has no field x.",
+        id="field_of_an_int"),
+    pytest.param(
+        ["--fake_config=configs/good.py:c"],
+        "--fake_config=configs/good.py:c: get_config('c') of "
+        "configs/good.py raised ValueError: no phase 'c' here; use a or b "
+        "(configs/good.py line 6).", id="get_config_rejects_its_arg"),
+    pytest.param(["--fake_config=configs/good.py:a:b"],
+                 "get_config('a:b') of", id="arg_with_a_colon"),
+    pytest.param(
+        ["--fake_config=configs/rejects.py:huge"],
+        "--fake_config=configs/rejects.py:huge: config.size must be small "
+        "or large, not huge.", id="arg_rejected_as_a_config_error"),
+    pytest.param(
+        ["--fake_config=configs/rejects.py"],
+        "configs/rejects.py's get_config(size) cannot be called as "
+        "get_config(); add ':VALUE' to configs/rejects.py.",
+        id="arg_missing"),
+    pytest.param(
+        ["--fake_config=configs/raises.py"],
+        "get_config() of configs/raises.py raised KeyError: "
+        "'learning_rate' (configs/raises.py line 2).",
+        id="get_config_raises"),
+    pytest.param(
+        ["--fake_config=configs/syntax.py"],
+        "--fake_config=configs/syntax.py: configs/syntax.py line 1: "
+        "invalid syntax.", id="syntax_error"),
+    pytest.param(
+        ["--fake_config=configs/imports.py"],
+        "configs/imports.py raised ModuleNotFoundError: No module named "
+        "'no_such_module_here' (configs/imports.py line 1).",
+        id="import_fails"),
+    pytest.param(["--fake_config=configs/nothing.py"],
+                 "configs/nothing.py defines no get_config()",
+                 id="no_get_config"),
+    pytest.param(["--fake_config=configs/none.py"],
+                 "get_config() of configs/none.py returned None",
+                 id="returns_none"),
+    # Already one line before issue 25 (absl's own message): kept so.
+    pytest.param(
+        [GOOD, "--fake_config.batch_size=abc"],
+        "flag --fake_config.batch_size=abc: invalid literal for int()",
+        id="wrong_type"),
+]
+
+
+@pytest.mark.parametrize("args,message", CONFIG_MISTAKES)
+def test_config_mistakes_are_one_usage_error_line(run_fake, config_dir, args,
+                                                  message):
+  code, stdout, stderr = run_fake(args)
+  assert code == 2, stderr
+  lines = _lines_of(stderr, "fake")
+  assert len(lines) == 1, stderr
+  assert message.replace("CWD", str(config_dir)) in lines[0], lines[0]
+  assert stdout == ""
+
+
+def test_a_good_config_and_its_overrides_still_load(run_fake, config_dir):
+  code, stdout, stderr = run_fake(
+      ["--fake_config=configs/good.py:b", "--fake_config.batch_size=8",
+       "--fake_config.model.features=32", "--fake_what=show_config"])
+  assert code == 0, stderr
+  assert "batch_size: 8" in stdout and "features: 32" in stdout
+  assert "phase: b" in stdout
+
+
+def test_verbose_shows_the_config_files_traceback(run_fake, config_dir):
+  code, _, stderr = run_fake(["--fake_config=configs/raises.py",
+                              "--verbose"])
+  assert code == 2
+  assert "Traceback" in stderr and "configs/raises.py\", line 2" in stderr
+  assert stderr.splitlines()[-1].startswith(
+      "fake: error: --fake_config=configs/raises.py: get_config() of")
+
+
 REQUIRED_FLAG_COMMAND = """
 from absl import flags
 from acnn_jax import cli
@@ -151,10 +279,23 @@ def _error_lines(process, command):
     ("acnn_jax.evaluate", ["--workdir=OUT"], 1, "No checkpoint found"),
     ("acnn_jax.predict", ["--workdir=OUT", "--image=OUT/no.jpg"], 1,
      "image file not found"),
-    ("acnn_jax.export", ["--workdir=OUT", "--output=OUT/export"], 1,
+    # (--output's folder OUT is created first: the workdir is OUT/run.)
+    ("acnn_jax.export", ["--workdir=OUT/run", "--output=OUT/export"], 1,
      "workdir or checkpoint not found"),
     ("acnn_jax.main", ["--config=configs/tiny.py", "--workdir=OUT",
                        "--config.phase=d"], 2, "config.phase must be one of"),
+    # Issue 25: config flags' mistakes, outputs that cannot be written.
+    ("acnn_jax.main", ["--config=configs/tiny.py", "--workdir=OUT",
+                       "--config.batchsize=8"], 2,
+     "--config.batchsize=8: config has no field batchsize; did you mean "
+     "config.batch_size?"),
+    ("acnn_jax.evaluate", ["--workdir=OUT", "--config=configs/nope.py"], 2,
+     f"--config=configs/nope.py: no config file configs/nope.py in {REPO} "
+     "(relative to the current folder)"),
+    ("acnn_jax.predict", ["--workdir=OUT", "--image=OUT/no.jpg",
+                          "--output=README.md/pose.png"], 1,
+     f"--output=README.md/pose.png: cannot create the folder "
+     f"{REPO / 'README.md'}: {REPO / 'README.md'} is a file"),
     ("required", [], 2, "--needed must have a value"),
 ])
 def test_commands_report_mistakes_in_one_line_end_to_end(

@@ -49,8 +49,9 @@ def _manual_dir(source_root, tmp_path, layout):
   return manual
 
 
-def _build(manual, tmp_path):
-  return mpii_builder.build(str(manual), str(tmp_path / f"data_{manual.name}"))
+def _build(manual, tmp_path, **kwargs):
+  return mpii_builder.build(str(manual), str(tmp_path / f"data_{manual.name}"),
+                            **kwargs)
 
 
 def _read(builder, split, *keys):
@@ -420,6 +421,11 @@ def _check_reports(builder, expected_train, num_valid):
   assert builder.info.splits["train"].num_examples == train.kept
   assert builder.info.splits["validation"].num_examples == valid.kept
   assert "skipped" in train.summary()
+  # The data set records the counts, for the runs that reuse it.
+  recorded = mpii_builder.recorded_skips(builder)
+  for split in ("train", "validation"):
+    assert recorded[split].skipped == builder.reports[split].skipped
+    assert recorded[split].summary() == builder.reports[split].summary()
 
 
 def test_official_build_skips_and_counts_bad_people(source, tmp_path):
@@ -446,7 +452,8 @@ def test_official_build_skips_and_counts_bad_people(source, tmp_path):
   rect["x2"][0, zero_box["person"]] = rect["x1"][0, zero_box["person"]]
   scipy.io.savemat(release, {"RELEASE": mat["RELEASE"]})
 
-  builder = _build(manual, tmp_path)
+  # Two broken images of 24 are past MAX_MISSING_IMAGE_SHARE of train.
+  builder = _build(manual, tmp_path, allow_missing_images=True)
   train = [dict(r, annotated=np.zeros(16, bool)) if r is unlabel else r
            for r in split.train]
   expected = _expected_train(train, corrupt, missing)
@@ -478,7 +485,7 @@ def test_json_build_skips_and_counts_bad_people(source, tmp_path):
   scipy.io.savemat(str(annot / "gt_valid.mat"), {
       k: gt[k] for k in ("pos_gt_src", "jnt_missing", "headboxes_src")})
 
-  builder = _build(manual, tmp_path)
+  builder = _build(manual, tmp_path, allow_missing_images=True)
   expected = _expected_train(mpii_json.read_json(str(annot / "train.json")),
                              corrupt, missing)
   assert expected[mpii_builder.NO_JOINTS] == 1
@@ -625,3 +632,20 @@ def test_skip_log_summary():
   assert log.examples[mpii_builder.MISSING_IMAGE] == ["0.jpg", "1.jpg"]
   assert log.summary() == ("mpii train: kept 1 of 4 people, skipped 3 "
                            "(missing_image 3)")
+
+
+def test_skip_log_counts_the_people_without_their_image():
+  log = mpii_builder.SkipLog("validation")
+  for _ in range(19):
+    log.keep()
+  log.skip(mpii_builder.NO_JOINTS, "a.jpg", image="a.jpg")
+  log.skip(mpii_builder.MISSING_IMAGE, "b.jpg (person 0)", image="b.jpg")
+  assert log.image_skips == 1 and log.people == 21
+  assert not log.too_many_missing_images()  # 1 of 21: 4.8%.
+  log.skip(mpii_builder.CORRUPT_IMAGE, "b.jpg (person 1)", image="b.jpg")
+  assert log.too_many_missing_images()  # 2 of 22: 9.1%.
+  assert log.missing_share() == "2 of 22 validation people (9.1%)"
+  assert log.bad_images == ["b.jpg"] and log.num_bad_images == 1
+  again = mpii_builder.SkipLog.from_json("validation", log.to_json())
+  assert again.summary() == log.summary()
+  assert again.too_many_missing_images() and again.bad_images == ["b.jpg"]

@@ -10,6 +10,7 @@ Damaged *people* are not errors: the builder skips and counts them
 (tests/test_mpii_builder.py).
 """
 
+import collections
 import json
 import os
 import shutil
@@ -25,7 +26,9 @@ from input_pipeline import mpii_builder
 from input_pipeline import mpii_json
 from input_pipeline import mpii_layouts
 from input_pipeline import mpii_official
+from input_pipeline import prepare
 from input_pipeline import synthetic
+from conftest import tiny_config
 
 RELEASE_FIX = "mpii_human_pose_v1_u12_2.zip again"
 VALID_H5_FIX = "pose-hg-train again"
@@ -396,3 +399,103 @@ def test_build_counts_the_people_held_out(source, tmp_path):
 def test_instructions_give_the_addresses_that_errors_send_to():
   for url in (mpii_official.RELEASE_URL, mpii_official.VALID_H5_URL):
     assert url in mpii_layouts.MANUAL_DOWNLOAD_INSTRUCTIONS
+
+
+# ------------------------------------- a folder missing part of its images --
+
+
+def _people_by_image(path):
+  """{image: its people} of a JSON annotation file."""
+  return collections.Counter(r["image"] for r in mpii_json.read_json(path))
+
+
+def _summary_warnings(caplog, split):
+  """The WARNING lines that sum up a split's skipped people."""
+  return [r.getMessage() for r in caplog.records
+          if r.levelname == "WARNING" and
+          r.getMessage().startswith(f"mpii {split}: kept ")]
+
+
+def test_folder_missing_many_images_is_refused_unless_allowed(
+    source, tmp_path, caplog):
+  manual = _manual_dir(source, tmp_path, "json")
+  train = _people_by_image(str(manual / "annot" / "train.json"))
+  valid = _people_by_image(str(manual / "annot" / "valid.json"))
+  # Two images of validation people only: one deleted, one cut short.
+  gone, cut = [name for name in valid if name not in train][:2]
+  (manual / "images" / gone).unlink()
+  _cut(str(manual / "images" / cut), 0.6)
+  lost = valid[gone] + valid[cut]
+  total = sum(valid.values())
+  assert lost / total > mpii_builder.MAX_MISSING_IMAGE_SHARE
+  config = tiny_config("a", manual_dir=str(manual), synthetic_images=0,
+                       data_dir=str(tmp_path / "tfds"))
+  work = str(tmp_path / "work")
+  for _ in range(2):  # The refusal leaves nothing a rerun takes as prepared.
+    message = _raises(
+        lambda: prepare.prepare_builder(config, work),
+        f"{lost} of {total} validation people ({lost / total:.1%})",
+        f"{gone}, {cut} in {manual / 'images'}", "Restore the images",
+        "--config.allow_missing_images")
+    assert "\n" not in message and "train people" not in message
+    assert not list((tmp_path / "tfds").glob("mpii/*"))
+
+  caplog.clear()
+  config.allow_missing_images = True
+  builder = prepare.prepare_builder(config, work)
+  assert builder.info.splits["validation"].num_examples == total - lost
+  names = {e["image_name"].decode() for e in tfds.as_numpy(
+      builder.as_dataset(split="validation", decoders={
+          "image": tfds.decode.SkipDecoding()}))}
+  assert names == set(valid) - {gone, cut}
+  assert builder.info.splits["train"].num_examples == sum(train.values())
+  assert _summary_warnings(caplog, "validation") == [
+      f"mpii validation: kept {total - lost} of {total} people, skipped "
+      f"{lost} (corrupt_image {valid[cut]}, missing_image {valid[gone]})"]
+
+  # Reused, the data set says again what it lacks, and needs the opt-in.
+  config.allow_missing_images = False
+  _raises(lambda: prepare.prepare_builder(config, work),
+          str(builder.data_dir), f"{lost} of {total} validation people",
+          "--config.allow_missing_images")
+  caplog.clear()
+  config.allow_missing_images = True
+  again = prepare.prepare_builder(config, work)
+  assert again.info.splits["validation"].num_examples == total - lost
+  assert _summary_warnings(caplog, "validation")
+  # Evaluation records say whom the table scored, and whom the data left.
+  from acnn_jax import evaluate  # pylint: disable=g-import-not-at-top
+  record = evaluate.people_record(again, total - lost)
+  assert record["skipped_people"] == lost
+  assert evaluate.describe_people(record) == (
+      f"Scored {total - lost} validation people; the data set left out "
+      f"{lost} of {total} when it was prepared (corrupt_image {valid[cut]}"
+      f", missing_image {valid[gone]}).")
+
+
+@pytest.fixture(scope="module")
+def larger_source(tmp_path_factory):
+  """24 synthetic images: a train split of some 25 people."""
+  root = str(tmp_path_factory.mktemp("larger_source"))
+  synthetic.generate(root, 24, seed=0, layout="both", valid_fraction=0.2)
+  return root
+
+
+def test_folder_missing_a_few_images_warns_and_prepares(larger_source,
+                                                        tmp_path, caplog):
+  manual = _manual_dir(larger_source, tmp_path, "json")
+  train = _people_by_image(str(manual / "annot" / "train.json"))
+  valid = _people_by_image(str(manual / "annot" / "valid.json"))
+  gone = next(name for name, count in train.items()
+              if count == 1 and name not in valid)
+  (manual / "images" / gone).unlink()
+  total = sum(train.values())
+  assert 1 / total <= mpii_builder.MAX_MISSING_IMAGE_SHARE
+  builder = mpii_builder.build(str(manual), str(tmp_path / "data"))
+  assert builder.info.splits["train"].num_examples == total - 1
+  assert builder.info.splits["validation"].num_examples == sum(
+      valid.values())
+  assert _summary_warnings(caplog, "train") == [
+      f"mpii train: kept {total - 1} of {total} people, skipped 1 "
+      "(missing_image 1)"]
+  assert mpii_builder.recorded_skips(builder)["train"].bad_images == [gone]

@@ -1,11 +1,15 @@
 """Nothing silently wrong at inference (issue 10): checkpoints with NaN,
 non-finite predictions, boxes outside the image, an empty drawing, and
 malformed prediction or ground-truth files all end in one clear error (or a
-warning), never in a traceback or a wrong answer."""
+warning), never in a traceback or a wrong answer. Issue 25: damaged
+checkpoints (a damaged best/ step with an intact copy, a missing file, a file
+for a folder) and images that decode into something else (16 bits, floats,
+alpha, CIELAB)."""
 
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -19,6 +23,8 @@ from PIL import Image
 
 from acnn_jax import checkpoints
 from acnn_jax import errors
+from acnn_jax import evaluate
+from acnn_jax import export
 from acnn_jax import models
 from acnn_jax import pckh
 from acnn_jax import predict
@@ -103,6 +109,27 @@ def _boxes_file(directory, entries, name="boxes.json"):
   return path
 
 
+def _damage(step_dir):
+  """Cuts every file of a step's OCDBT database to 8 bytes (a copy cut
+  short)."""
+  for root, _, files in os.walk(step_dir):
+    inside = os.path.relpath(root, step_dir)
+    for name in files:
+      if "ocdbt" in inside or name.endswith(".ocdbt"):
+        with open(os.path.join(root, name), "r+b") as f:
+          f.truncate(8)
+
+
+def _with_best_copy(workdir, tmp_path):
+  """A copy of `workdir` whose step is saved in best/ too, as training saves
+  an evaluation step that is also a save step: (copy, its phase_c)."""
+  copy = pathlib.Path(tmp_path) / "run"
+  shutil.copytree(workdir, copy)
+  phase = copy / "phase_c"
+  shutil.copytree(phase / "checkpoints" / str(STEP), phase / "best" / str(STEP))
+  return copy, phase
+
+
 def _start(module, *args):
   """Starts `python -m module args`."""
   env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -130,6 +157,10 @@ def cli_runs(tiny_workdirs, tmp_path_factory):
   _image_file(str(folder))
   missing = _boxes_file(tmp, [_detection("person.png"),
                               _detection("nobody.jpg")], "missing.json")
+  damaged_best, phase = _with_best_copy(good, tmp)
+  _damage(phase / "best" / str(STEP))
+  floats = tmp / "floats.tif"
+  Image.fromarray(np.full((40, 30), 7.5, np.float32)).save(floats)
   started = {
       "predict_boxes_outside": _start(
           "acnn_jax.predict", f"--workdir={good}", f"--image={image}",
@@ -147,6 +178,11 @@ def cli_runs(tiny_workdirs, tmp_path_factory):
                              f"--output={tmp / 'pose.png'}"),
       "pckh_truncated": _start("acnn_jax.pckh", f"--ground_truth={truncated}",
                                f"--predictions={truncated}"),
+      "predict_damaged_best": _start("acnn_jax.predict",
+                                     f"--workdir={damaged_best}",
+                                     f"--image={image}"),
+      "predict_float_image": _start("acnn_jax.predict", f"--workdir={good}",
+                                    f"--image={floats}"),
   }
   runs = {}
   for name, process in started.items():
@@ -185,6 +221,77 @@ def test_predictor_refuses_a_checkpoint_with_nan(tiny_workdirs):
   with pytest.raises(errors.InputError, match="NaN or infinite") as raised:
     predict.Predictor.from_checkpoint(bad)
   assert checkpoints_dir in str(raised.value)
+
+
+# ------------------------------------------- damaged checkpoints (issue 25)
+
+
+def test_a_damaged_best_checkpoint_is_read_from_its_intact_copy(
+    tiny_workdirs, tmp_path, caplog):
+  workdir, phase = _with_best_copy(tiny_workdirs[0], tmp_path)
+  _damage(phase / "best" / str(STEP))
+  loaded = checkpoints.load_for_inference(str(workdir))
+  assert loaded.checkpoint == str(phase / "checkpoints" / str(STEP))
+  warnings = [r.getMessage() for r in caplog.records
+              if "cannot be used" in r.getMessage()]
+  assert len(warnings) == 1, warnings
+  assert f"{phase}/best/{STEP} cannot be used (" in warnings[0]
+  assert (f"using its copy {phase}/checkpoints/{STEP}, the same training "
+          "state" in warnings[0])
+  np.testing.assert_array_equal(
+      loaded.variables["params"]["stem"]["conv"]["kernel"],
+      tiny_workdirs[3]["params"]["stem"]["conv"]["kernel"])
+  # Named by its folder, the damaged copy is not swapped for the other.
+  with pytest.raises(errors.InputError, match=f"step {STEP}: "):
+    checkpoints.load_for_inference(str(phase / "best" / str(STEP)))
+
+
+@pytest.mark.parametrize("damage,part,what", [
+    (lambda step: (step / "default" / "_METADATA").unlink(),
+     "default/_METADATA", "is missing"),
+    (lambda step: (step / "default" / "_METADATA").write_text('{"tree_me'),
+     "default/_METADATA", "is not whole JSON"),
+    (lambda step: (step / "default" / "manifest.ocdbt").unlink(),
+     "default/manifest.ocdbt", "is missing"),
+    (lambda step: shutil.rmtree(step / "default"), "default", "is missing"),
+], ids=["no_metadata", "cut_metadata", "no_manifest", "no_item_folder"])
+def test_a_missing_or_cut_checkpoint_file_is_named(tiny_workdirs, tmp_path,
+                                                   damage, part, what):
+  workdir = tmp_path / "run"
+  shutil.copytree(tiny_workdirs[0], workdir)
+  step = workdir / "phase_c" / "checkpoints" / str(STEP)
+  damage(step)
+  with pytest.raises(errors.InputError) as raised:
+    checkpoints.load_for_inference(str(workdir))
+  message = str(raised.value)
+  # Not orbax's "argument of type 'NoneType' is not iterable".
+  assert str(step / part) in message and what in message, message
+  assert "written in part" in message and "\n" not in message, message
+
+
+def test_a_file_or_nothing_where_a_checkpoint_folder_is_expected(
+    tiny_workdirs, tmp_path):
+  config_file = os.path.join(tiny_workdirs[0], "phase_c", "config.json")
+  with pytest.raises(errors.InputError,
+                     match=f"{config_file} is a file, not a folder"):
+    checkpoints.load_for_inference(config_file)
+  with pytest.raises(errors.MissingError,
+                     match=f"{tmp_path / 'run'} does not exist"):
+    checkpoints.load_for_inference(str(tmp_path / "run"))
+
+
+@pytest.mark.slow
+def test_predict_uses_the_intact_copy_of_a_damaged_best_checkpoint(cli_runs):
+  run = cli_runs["predict_damaged_best"]
+  assert run.returncode == 0, run.stderr
+  assert "Traceback" not in run.stderr, run.stderr
+  assert "Exception ignored" not in run.stderr, run.stderr
+  warnings = [l for l in run.stderr.splitlines() if "cannot be used" in l]
+  assert len(warnings) == 1, run.stderr
+  assert f"best/{STEP} cannot be used" in warnings[0], warnings
+  assert "using its copy " in warnings[0], warnings
+  assert f"checkpoints/{STEP}, the same training state" in warnings[0]
+  assert len(_strict_json(run.stdout)["keypoints"]) == 16
 
 
 # ------------------------------------------------- what predict prints, draws
@@ -304,6 +411,165 @@ def test_predict_refuses_a_box_outside_the_image_in_one_line(cli_runs):
   line = _one_error_line(cli_runs["predict_outside"], "predict")
   assert "box 100,5,120,30 lies wholly outside" in line
   assert "30 x 40 pixels" in line
+
+
+# --------------------- images that decode into something else (issue 25)
+
+
+def _grey(height=6, width=5):
+  return np.random.default_rng(2).integers(0, 256, (height, width),
+                                           dtype=np.uint8)
+
+
+def _assert_grey(image, grey):
+  """`image` is (H, W, 3) uint8 RGB showing `grey`, within one level."""
+  assert image.shape == grey.shape + (3,) and image.dtype == np.uint8
+  assert np.abs(image.astype(int) - grey[..., None]).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["grey.png", "grey.tif", "big_endian.tif",
+                                  "grey.pgm"])
+def test_16_bit_greyscale_is_scaled_to_8_bits_not_clipped(tmp_path, name):
+  """PIL opens these as I;16, I;16, I;16B and I (PGM): its convert("RGB")
+  turned each pure white."""
+  grey = _grey()
+  wide = grey.astype(np.uint16) * 257  # The same brightness in 16 bits.
+  path = tmp_path / name
+  if name == "big_endian.tif":
+    Image.frombytes("I;16B", grey.shape[::-1],
+                    wide.astype(">u2").tobytes()).save(path)
+  else:
+    Image.fromarray(wide).save(path)
+  _assert_grey(predict.load_image(path), grey)
+  assert predict.image_shape(path) == grey.shape
+
+
+def test_a_float_image_in_0_1_is_scaled_by_255(tmp_path):
+  grey = _grey()
+  path = tmp_path / "float.tif"
+  Image.fromarray(grey.astype(np.float32) / 255).save(path)
+  _assert_grey(predict.load_image(path), grey)
+
+
+def _transparent_image(directory, kind):
+  """An image whose first column is transparent over a hidden colour and
+  whose other pixels are opaque: (path, the RGB of its opaque pixels)."""
+  height, width = 6, 5
+  rng = np.random.default_rng(3)
+  alpha = np.full((height, width), 255, np.uint8)
+  alpha[:, 0] = 0
+  path = os.path.join(directory, f"{kind}.{'tif' if kind == 'PA' else 'png'}")
+  if kind == "LA":
+    grey = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    grey[:, 0] = 0  # Black under the transparent pixels.
+    Image.fromarray(np.stack([grey, alpha], -1), "LA").save(path)
+    return path, np.repeat(grey[..., None], 3, -1)
+  if kind == "RGBA":
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    rgb[:, 0] = (10, 200, 30)  # What an eraser left.
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(path)
+    return path, rgb
+  palette = np.array([[200, 0, 0], [0, 0, 0], [90, 90, 90], [0, 0, 255]],
+                     np.uint8)
+  index = rng.integers(1, 4, (height, width), dtype=np.uint8)
+  index[:, 0] = 0
+  if kind == "P_transparency":  # Palette entry 0 is transparent (tRNS).
+    picture = Image.fromarray(index, "P")
+    picture.putpalette(palette.ravel().tolist())
+    picture.save(path, transparency=0)
+  else:  # PA: a palette index and an alpha per pixel.
+    picture = Image.frombytes("PA", (width, height),
+                              np.dstack([index, alpha]).tobytes())
+    picture.putpalette(palette.ravel().tolist())
+    picture.save(path)
+  return path, palette[index]
+
+
+@pytest.mark.parametrize("kind", ["LA", "RGBA", "P_transparency", "PA"])
+def test_transparent_pixels_are_white_not_their_hidden_colour(tmp_path, kind):
+  path, opaque = _transparent_image(str(tmp_path), kind)
+  image = predict.load_image(path)
+  assert image.shape == opaque.shape and image.dtype == np.uint8
+  np.testing.assert_array_equal(image[:, 0], 255)
+  np.testing.assert_array_equal(image[:, 1:], opaque[:, 1:])
+
+
+def test_an_rgba_array_is_composited_as_its_file_is(tmp_path):
+  path, _ = _transparent_image(str(tmp_path), "RGBA")
+  with Image.open(path) as picture:
+    rgba = np.asarray(picture).copy()
+  rgba[0, 1, 3] = 128  # Half transparent: halfway to white.
+  Image.fromarray(rgba, "RGBA").save(path)
+  image = predict.as_image(rgba)
+  np.testing.assert_array_equal(image, predict.load_image(path))
+  np.testing.assert_array_equal(image[:, 0], 255)
+  expected = (rgba[0, 1, :3].astype(int) * 128 + 255 * 127) / 255
+  assert np.abs(image[0, 1].astype(int) - expected).max() <= 1
+
+
+def _refused(directory, name):
+  path = os.path.join(directory, name)
+  grey = _grey()
+  if name == "int32.tif":  # 32-bit integers: which range is white?
+    Image.fromarray(grey.astype(np.int32) * 257).save(path)
+  elif name == "wide_float.tif":
+    Image.fromarray(grey.astype(np.float32) * 2).save(path)
+  elif name == "nan_float.tif":
+    values = grey.astype(np.float32) / 255
+    values[1, 2] = np.nan
+    Image.fromarray(values).save(path)
+  else:  # CIELAB, which PIL turns into RGB as if it were RGB.
+    Image.new("LAB", (5, 6), (50, 0, 0)).save(path)
+  return path
+
+
+@pytest.mark.parametrize("name,words,from_header", [
+    ("int32.tif", "holds 32-bit integers (PIL mode I; 32-bit values)", True),
+    ("wide_float.tif", "32-bit floats (PIL mode F) from ", False),
+    ("nan_float.tif", "some NaN or infinite", False),
+    ("lab.tif", "CIELAB image (PIL mode LAB)", True),
+], ids=["int32", "wide_float", "nan_float", "lab"])
+def test_images_without_a_known_8_bit_brightness_are_refused_in_one_line(
+    tmp_path, name, words, from_header):
+  path = _refused(str(tmp_path), name)
+  with pytest.raises(errors.InputError) as raised:
+    predict.load_image(path)
+  message = str(raised.value)
+  assert message.startswith(f"cannot use image {path}: "), message
+  assert words in message and "Save it as 8-bit" in message, message
+  assert "\n" not in message
+  if from_header:  # Refused before the network is loaded.
+    with pytest.raises(errors.InputError, match="PIL mode"):
+      predict.image_shape(path)
+  else:
+    assert predict.image_shape(path) == (6, 5)
+
+
+@pytest.mark.parametrize("mode", ["1", "YCbCr"])
+def test_modes_pil_converts_exactly_still_are(tmp_path, mode):
+  """Bilevel (black and white) and YCbCr TIFF: PIL's own conversion."""
+  grey = _grey()
+  path = tmp_path / "picture.tif"
+  if mode == "1":
+    grey = np.where(grey > 127, 255, 0).astype(np.uint8)
+    Image.fromarray(grey > 127).save(path)
+  else:  # Y is the brightness; Cb = Cr = 128 is no colour.
+    Image.fromarray(np.dstack([grey, np.full_like(grey, 128),
+                               np.full_like(grey, 128)]), "YCbCr").save(path)
+  _assert_grey(predict.load_image(path), grey)
+
+
+def test_a_folder_given_as_an_image_is_called_a_folder(tmp_path):
+  for read in (predict.load_image, predict.image_shape, predict.as_image):
+    with pytest.raises(errors.InputError,
+                       match=f"{tmp_path} is a folder, not an image file"):
+      read(tmp_path)
+
+
+@pytest.mark.slow
+def test_predict_refuses_an_image_of_unknown_brightness_in_one_line(cli_runs):
+  line = _one_error_line(cli_runs["predict_float_image"], "predict")
+  assert "floats.tif: it holds 32-bit floats (PIL mode F)" in line, line
 
 
 # ------------------------------------------------- person boxes (--boxes)
@@ -492,3 +758,134 @@ def test_malformed_ground_truth_files_are_input_errors(shared_mpii, tmp_path):
 def test_pckh_reports_a_truncated_file_in_one_line(cli_runs):
   line = _one_error_line(cli_runs["pckh_truncated"], "pckh")
   assert "truncated.h5" in line
+
+
+# ------------------------------------- where the results go (issue 25)
+
+COMMANDS = {"predict": predict, "evaluate": evaluate, "export": export}
+# A folder that exists and takes no new file, even from root.
+UNWRITABLE = "/proc"
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"),
+                                reason="needs Linux's /proc")
+
+
+def _output_run(run_command, tmp_path, command, args):
+  """Runs `command` in this process with `args`, in which TMP is
+  `tmp_path`, FILE a regular file there and RUN a workdir that does not
+  exist (the output must be refused before the workdir is looked at):
+  (exit status, stdout, stderr)."""
+  (tmp_path / "file").write_text("a regular file, not a folder\n")
+  args = [a.replace("TMP", str(tmp_path)).replace("FILE",
+                                                    str(tmp_path / "file"))
+          .replace("RUN", str(tmp_path / "no_run")) for a in args]
+  module = COMMANDS[command]
+  return run_command(command, module.main, module.define_flags, args)
+
+
+PREDICT = ["--workdir=RUN", "--image=TMP/person.png"]
+BOXES = PREDICT + ["--boxes=TMP/boxes.json"]
+# Each: a command, an output it cannot write, and its one error line. On
+# the code before issue 25 each ran on (here, to a missing workdir or
+# image; with real ones, to a traceback after the work).
+OUTPUT_MISTAKES = [
+    pytest.param("predict", PREDICT + ["--output=FILE/pose.png"],
+                 "--output=FILE/pose.png: cannot create the folder FILE: "
+                 "FILE is a file, not a folder.", id="predict_under_a_file"),
+    pytest.param("predict", PREDICT + ["--output=TMP"],
+                 "--output=TMP: TMP is a folder; name a file to write",
+                 id="predict_output_is_a_folder"),
+    pytest.param("predict", PREDICT + [f"--output={UNWRITABLE}/pose.png"],
+                 f"--output={UNWRITABLE}/pose.png: cannot write in "
+                 f"{UNWRITABLE} (", id="predict_unwritable", marks=needs_proc),
+    pytest.param("predict", BOXES + ["--output_json=FILE/people.json"],
+                 "--output_json=FILE/people.json: cannot create the folder "
+                 "FILE", id="predict_json_under_a_file"),
+    pytest.param("predict", BOXES + ["--output_dir=FILE"],
+                 "--output_dir=FILE: FILE is a file, not a folder",
+                 id="predict_output_dir_is_a_file"),
+    pytest.param("predict", BOXES + [f"--output_dir={UNWRITABLE}/poses"],
+                 f"--output_dir={UNWRITABLE}/poses: cannot create the folder "
+                 f"{UNWRITABLE}/poses (", id="predict_output_dir_unwritable",
+                 marks=needs_proc),
+    pytest.param("predict", BOXES + ["--output=TMP/crowd.png"],
+                 "the keypoints file TMP/crowd.json: TMP/crowd.json is a "
+                 "folder", id="predict_json_beside_output_is_a_folder"),
+    pytest.param("evaluate", ["--workdir=RUN", "--pred_mat=FILE/pred.mat"],
+                 "--pred_mat=FILE/pred.mat: cannot create the folder FILE: "
+                 "FILE is a file", id="evaluate_under_a_file"),
+    pytest.param("evaluate", ["--workdir=RUN", "--pred_mat=TMP"],
+                 "--pred_mat=TMP: TMP is a folder",
+                 id="evaluate_pred_mat_is_a_folder"),
+    pytest.param("evaluate", ["--workdir=RUN",
+                              f"--pred_mat={UNWRITABLE}/pred.mat"],
+                 f"--pred_mat={UNWRITABLE}/pred.mat: cannot write in "
+                 f"{UNWRITABLE} (", id="evaluate_unwritable",
+                 marks=needs_proc),
+    pytest.param("evaluate", ["--workdir=RUN", "--split=test",
+                              "--submission=FILE/pred_keypoints_mpii.mat"],
+                 "--submission=FILE/pred_keypoints_mpii.mat: cannot create "
+                 "the folder FILE", id="evaluate_submission_under_a_file"),
+    pytest.param("export", ["--workdir=RUN", "--output=FILE/export"],
+                 "--output=FILE/export: cannot create the folder FILE: FILE "
+                 "is a file", id="export_under_a_file"),
+    pytest.param("export", ["--workdir=RUN",
+                            f"--output={UNWRITABLE}/export"],
+                 f"--output={UNWRITABLE}/export: cannot write in "
+                 f"{UNWRITABLE} (", id="export_unwritable", marks=needs_proc),
+]
+
+
+@pytest.mark.parametrize("command,args,message", OUTPUT_MISTAKES)
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(
+    run_command, tmp_path, command, args, message):
+  (tmp_path / "crowd.json").mkdir()
+  code, stdout, stderr = _output_run(run_command, tmp_path, command, args)
+  assert code == 1, stderr
+  assert "Traceback" not in stderr, stderr
+  lines = [l for l in stderr.splitlines() if "error:" in l]
+  assert len(lines) == 1 and lines[0].startswith(f"{command}: error: "), (
+      stderr)
+  expected = message.replace("TMP", str(tmp_path)).replace(
+      "FILE", str(tmp_path / "file"))
+  assert expected in lines[0], lines[0]
+  assert stdout == ""
+  assert sorted(os.listdir(tmp_path)) == ["crowd.json", "file"]  # No probe.
+
+
+def test_every_command_creates_missing_parent_folders_first(run_command,
+                                                            tmp_path):
+  """Then fails on a missing input (image, boxes or workdir): the folders
+  are made before any work, and hold nothing (the writability probe is
+  removed)."""
+  for command, args, folder in [
+      ("predict", PREDICT + ["--output=TMP/a/b/pose.png"], "a/b"),
+      ("predict", BOXES + ["--output_dir=TMP/c/d"], "c/d"),
+      ("predict", BOXES + ["--output_json=TMP/e/f/people.json"], "e/f"),
+      ("evaluate", ["--workdir=RUN", "--pred_mat=TMP/g/h/pred.mat"], "g/h"),
+      ("evaluate", ["--workdir=RUN", "--split=test",
+                    "--submission=TMP/i/j/pred_keypoints_mpii.mat"], "i/j"),
+      ("export", ["--workdir=RUN", "--output=TMP/k/l/export"], "k/l")]:
+    code, _, stderr = _output_run(run_command, tmp_path, command, args)
+    # "image file not found", "No checkpoint found": an input's error.
+    assert code == 1 and "found" in stderr, stderr
+    assert os.listdir(tmp_path / folder) == [], (command, args)
+
+
+def test_read_only_outputs_are_refused(run_command, tmp_path):
+  locked, kept = tmp_path / "locked", tmp_path / "kept.png"
+  locked.mkdir()
+  kept.write_bytes(b"the user's picture")
+  locked.chmod(0o555)
+  kept.chmod(0o444)
+  try:
+    if os.access(locked, os.W_OK):  # Root (CAP_DAC_OVERRIDE) writes there.
+      pytest.skip("permission bits do not stop this user")
+    for output, message in [(locked / "pose.png", "cannot write in"),
+                            (kept, "exists and is read-only")]:
+      code, _, stderr = _output_run(run_command, tmp_path, "predict",
+                                    PREDICT + [f"--output={output}"])
+      assert code == 1 and f"--output={output}: " in stderr, stderr
+      assert message in stderr, stderr
+  finally:
+    locked.chmod(0o755)
+  assert kept.read_bytes() == b"the user's picture"

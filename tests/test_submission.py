@@ -238,8 +238,16 @@ def test_annolist_refuses_rows_the_release_lacks(index, person, message):
 def test_output_path_is_checked_and_replaced(tmp_path):
   with pytest.raises(errors.InputError, match="is a folder"):
     submission.check_output(str(tmp_path))
-  with pytest.raises(errors.InputError, match="does not exist"):
-    submission.check_output(str(tmp_path / "no" / "pred.mat"))
+  # A missing folder is created, as for every output (issue 25)...
+  new = tmp_path / "new" / "pred.mat"
+  assert submission.check_output(str(new)) == str(new)
+  assert os.listdir(new.parent) == []
+  # ... unless a file stands in its way.
+  new.write_text("a file")
+  with pytest.raises(errors.InputError, match="is a file, not a folder"):
+    submission.check_output(str(new / "x.mat"))
+  new.unlink()
+  new.parent.rmdir()
   path = tmp_path / "pred.mat"
   path.write_text("old")
   people = {"image_name": np.array(["x.jpg"], object),
