@@ -231,6 +231,19 @@ def write_pred_mat(path: str, result: EvalResult):
                    do_compression=True)
 
 
+def _evaluate_split(loaded, builder, split: str, **options) -> EvalResult:
+  """`evaluate` of a loaded checkpoint over one split of `builder`, with the
+  checkpoint's config (its flip test, input size, evaluation batch)."""
+  config = loaded.config
+  ds = pipeline.create_dataset(
+      config, split, builder,
+      batch_size=configuration.eval_batch_size(config))
+  return evaluate(loaded.model, loaded.variables, ds.as_numpy_iterator(),
+                  input_size=config.input_size, flip_test=config.flip_test,
+                  flip_shift=config.flip_shift,
+                  masks_to_one=loaded.masks_to_one, **options)
+
+
 def predict_test(loaded: checkpoints.LoadedModel, builder,
                  path: str) -> submission.Written:
   """Predicts the test people and writes the benchmark's file to `path`.
@@ -248,15 +261,8 @@ def predict_test(loaded: checkpoints.LoadedModel, builder,
     errors.InputError: the data set has no test people (the message says
       why: `mpii_builder.read_test_split`).
   """
-  config = loaded.config
   test = mpii_builder.read_test_split(builder)
-  ds = pipeline.create_dataset(
-      config, "test", builder,
-      batch_size=configuration.eval_batch_size(config))
-  result = evaluate(loaded.model, loaded.variables, ds.as_numpy_iterator(),
-                    input_size=config.input_size, flip_test=config.flip_test,
-                    flip_shift=config.flip_shift,
-                    masks_to_one=loaded.masks_to_one, score=False)
+  result = _evaluate_split(loaded, builder, "test", score=False)
   # The rows come back in the split's order, as the split lists them.
   if not (np.array_equal(result.index, test.people["index"]) and
           np.array_equal(result.person, test.people["person"])):
@@ -424,14 +430,8 @@ def main(argv):
           f"({'with' if config.flip_test else 'without'} the flip test).\n"
           + submission.describe(written))
     return
-  ds = pipeline.create_dataset(
-      config, "validation", builder,
-      batch_size=configuration.eval_batch_size(config))
-  result = evaluate(loaded.model, loaded.variables, ds.as_numpy_iterator(),
-                    input_size=config.input_size, flip_test=config.flip_test,
-                    flip_shift=config.flip_shift,
-                    masks_to_one=loaded.masks_to_one,
-                    region_stats=config.synthetic_images > 0)
+  result = _evaluate_split(loaded, builder, "validation",
+                           region_stats=config.synthetic_images > 0)
   print(pckh.format_table(result.table) +
         mask_stats.format_stats(result.mask_stats) + "\n" +
         describe_people(people_record(builder, len(result.predictions))))
